@@ -1,0 +1,98 @@
+"""Runtime: which device, how many threads, seeding, mixed precision, and the profile switch.
+
+Everything is device-agnostic: code receives a `torch.device` and never calls `.cuda()` itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "lesson", "gpu")
+
+
+def check_profile(profile: str) -> str:
+    """Return `profile` if it is one the course knows, else raise a ValueError that lists them."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    return profile
+
+
+def _mps_known_good() -> bool:
+    # MPS has given wrong losses for LSTMs and some reductions on older PyTorch releases
+    # (pytorch#92615 and learners' reports), so it is opt-in unless torch is recent.
+    if os.environ.get("COURSE_ALLOW_MPS") == "1":
+        return True
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 9)
+
+
+def pick_device(preference: str | None = None) -> torch.device:
+    """CUDA if present, then Apple MPS (where known-good), else CPU.
+
+    `preference` (or the `COURSE_DEVICE` variable) forces one, e.g. "cpu" to compare against a GPU run.
+    """
+    preference = preference or os.environ.get("COURSE_DEVICE") or "auto"
+    if preference != "auto":
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("device 'mps' was asked for but this machine has no MPS backend")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available() and _mps_known_good():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use `n` CPU threads (default: `COURSE_THREADS`, else every core). Returns the count in force."""
+    n = n or int(os.environ.get("COURSE_THREADS", "0")) or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a torch.Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA and MPS generators
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (the fast path on modern GPUs); a no-op context on CPU and MPS.
+
+    On CPU, bf16 autocast is slower than fp32 for the small models of this course, so we leave it off.
+    """
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def describe(device: torch.device) -> str:
+    """One line naming the device, for results files and the evidence table."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple)"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def setup(profile: str, seed: int = 0, device: str | None = None) -> torch.device:
+    """The first line of every lesson: check the profile, pick the device, set threads, seed.
+
+    Prints one line so a learner sees what the notebook runs on.
+    """
+    check_profile(profile)
+    set_threads()
+    dev = pick_device(device)
+    seed_everything(seed)
+    print(f"profile={profile} | device={describe(dev)} | torch {torch.__version__} | seed={seed}")
+    return dev

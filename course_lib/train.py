@@ -1,0 +1,288 @@
+"""One training loop for every lesson.
+
+    trainer = Trainer(model, loss_fn, get_batch, TrainConfig(steps=2000, lr=1e-3), device=device,
+                      eval_fn=lambda m: {"val_loss": estimate_loss(m, ...)})
+    history = trainer.fit()
+
+* `get_batch(step)` returns the batch for that step. Making the data a function of the step (each step seeds
+  its own generator) is what lets an interrupted run resume and land on exactly the same numbers.
+* `loss_fn(model, batch)` returns a scalar loss, or `(loss, {"acc": ...})`.
+* Progress bar (honours `TQDM_DISABLE`), gradient clipping, warmup + cosine/linear decay, periodic evaluation,
+  a live loss plot in notebooks, and safetensors checkpoints (no pickle) that hold the model, the optimizer,
+  the RNG state and the history.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .presets import Presets
+from .progress import progress_enabled, tqdm
+from .runtime import autocast
+
+
+@dataclass
+class TrainConfig(Presets):
+    steps: int = 1000
+    lr: float = 1e-3
+    min_lr: float | None = None        # floor of the decay; default lr / 10
+    warmup: int = 0                    # linear warmup steps
+    schedule: str = "cosine"           # "cosine", "linear" or "constant" after warmup
+    weight_decay: float = 0.0          # AdamW; applied to matrices only, never to biases or norms
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = 1.0      # max global gradient norm; None turns clipping off
+    eval_every: int = 0                # 0: evaluate only at the end
+    log_every: int = 10                # how often the loss is recorded into the history
+    checkpoint_every: int = 0          # 0: no periodic checkpoints
+    amp: bool = True                   # bf16 autocast on CUDA (no-op elsewhere)
+
+    PRESETS = {
+        "smoke": dict(steps=30, eval_every=15),
+        "lesson": dict(steps=1000, eval_every=200),
+        "gpu": dict(steps=5000, eval_every=500),
+    }
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"schedule={self.schedule!r}: expected 'cosine', 'linear' or 'constant'")
+        if self.steps < 0 or self.warmup < 0:
+            raise ValueError("steps and warmup must be >= 0")
+        self.betas = tuple(self.betas)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimisation step `step` (0-based): linear warmup, then decay to `min_lr`."""
+    min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    progress = min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "linear":
+        return cfg.lr + (min_lr - cfg.lr) * progress
+    return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class History:
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)   # each has "step"
+    seconds: float = 0.0
+
+    def eval_series(self, key: str) -> tuple[list[int], list[float]]:
+        pts = [(e["step"], e[key]) for e in self.evals if key in e]
+        return [s for s, _ in pts], [v for _, v in pts]
+
+    def last_eval(self, key: str) -> float:
+        _, values = self.eval_series(key)
+        if not values:
+            raise KeyError(f"no evaluation recorded {key!r}")
+        return values[-1]
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> "History":
+        return cls(**json.loads(text))
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class Trainer:
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, get_batch: Callable[[int], Any],
+                 cfg: TrainConfig, *, device: torch.device | str = "cpu", eval_fn: Callable | None = None,
+                 name: str = "train", checkpoint_path: str | Path | None = None,
+                 live_plot: bool | None = None, progress: bool | None = None):
+        self.model = model.to(device)
+        self.loss_fn, self.get_batch, self.eval_fn = loss_fn, get_batch, eval_fn
+        self.cfg, self.device, self.name = cfg, torch.device(device), name
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.step = 0
+        self.history = History()
+        self.progress = progress_enabled() if progress is None else progress
+        self.live_plot = (_in_notebook() and self.progress) if live_plot is None else live_plot
+        self._plot = None
+
+    # -- one step ----------------------------------------------------------------------------------
+    def _compute_loss(self, batch) -> tuple[torch.Tensor, dict]:
+        with autocast(self.device, self.cfg.amp):
+            out = self.loss_fn(self.model, batch)
+        loss, extra = (out if isinstance(out, tuple) else (out, {}))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.name}: loss became {loss.item()} at step {self.step}; "
+                                     "lower the learning rate or check the inputs")
+        return loss, extra
+
+    def train_step(self) -> float:
+        self.model.train()
+        lr = lr_at(self.step, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = to_device(self.get_batch(self.step), self.device)
+        loss, _ = self._compute_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        value = loss.item()
+        if self.step % max(1, self.cfg.log_every) == 0 or self.step == 1:
+            self.history.steps.append(self.step)
+            self.history.losses.append(value)
+            self.history.lrs.append(lr)
+        return value
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        if self.eval_fn is None:
+            return {}
+        was_training = self.model.training
+        self.model.eval()
+        with autocast(self.device, self.cfg.amp):
+            metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
+        self.model.train(was_training)
+        self.history.evals.append({"step": self.step, **metrics})
+        return metrics
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(self, until: int | None = None) -> History:
+        """Train from the current step up to `until` (default: cfg.steps). Resumable."""
+        until = self.cfg.steps if until is None else min(until, self.cfg.steps)
+        start = time.perf_counter()
+        bar = tqdm(total=until, initial=self.step, desc=self.name, disable=not self.progress,
+                   dynamic_ncols=True, leave=False)
+        try:
+            while self.step < until:
+                loss = self.train_step()
+                bar.update(1)
+                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and self.step < self.cfg.steps:
+                    metrics = self.evaluate()
+                    bar.set_postfix(loss=f"{loss:.3f}", **{k: f"{v:.3f}" for k, v in metrics.items()})
+                    self._update_plot()
+                elif self.step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if (self.checkpoint_path and self.cfg.checkpoint_every
+                        and self.step % self.cfg.checkpoint_every == 0):
+                    self.save(self.checkpoint_path)
+            if self.step == self.cfg.steps and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
+                self.evaluate()
+                self._update_plot()
+        finally:
+            bar.close()
+            self.history.seconds += time.perf_counter() - start
+        if self.checkpoint_path:
+            self.save(self.checkpoint_path)
+        return self.history
+
+    def _update_plot(self) -> None:
+        if not self.live_plot:
+            return
+        from .plots import LiveLossPlot
+
+        if self._plot is None:
+            self._plot = LiveLossPlot(self.name)
+        self._plot.update(self.history)
+
+    # -- checkpoints (safetensors: tensors + JSON metadata, nothing executable) ---------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "step": str(self.step),
+            "history": self.history.to_json(),
+            "param_groups": json.dumps(opt["param_groups"]),
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)  # a crash mid-save never leaves a half-written checkpoint
+        return path
+
+    def load(self, path: str | Path) -> "Trainer":
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        tensors = load_file(str(path))
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = v.to(self.device) if key != "step" else v
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step = int(meta["step"])
+        self.history = History.from_json(meta["history"])
+        return self
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, **metadata: Any) -> Path:
+    """Model weights only, as safetensors (atomic), with JSON-able metadata (e.g. the config)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load weights saved by `save_weights` into `model`; return the metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    model.load_state_dict(load_file(str(path)))
+    return meta

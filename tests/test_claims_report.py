@@ -1,0 +1,44 @@
+import json
+
+import pytest
+import torch
+
+from course_lib.claims import ClaimFailed, Claims
+from course_lib.report import write_report
+
+
+def test_results_file_format(tmp_build):
+    c = Claims("99_demo", "smoke", torch.device("cpu"))
+    c.check("mechanics_hold", True, required_at="always", err=torch.tensor(1.234567e-7), n=3)
+    c.check("learning_result", False, required_at="lesson", acc=0.51234)  # not required at smoke: no raise
+    data = json.loads((tmp_build / "results" / "99_demo.json").read_text())
+    assert set(data) == {"notebook", "profile", "device", "torch", "seconds", "claims"}
+    assert data["notebook"] == "99_demo" and data["profile"] == "smoke" and data["device"] == "cpu"
+    assert data["torch"] == torch.__version__ and data["seconds"] >= 0
+    first, second = data["claims"]
+    assert first == {"name": "mechanics_hold", "passed": True, "required": True, "required_at": "always",
+                     "metrics": {"err": 1.235e-07, "n": 3}}
+    assert second["passed"] is False and second["required"] is False and second["metrics"] == {"acc": 0.5123}
+
+
+def test_required_failure_raises_after_recording(tmp_build):
+    c = Claims("99_demo", "lesson")
+    with pytest.raises(ClaimFailed, match=r"'lstm_wins'.*rnn=0.2"):
+        c.check("lstm_wins", False, required_at="lesson", rnn=0.2)
+    data = json.loads((tmp_build / "results" / "99_demo.json").read_text())
+    assert data["claims"][0]["name"] == "lstm_wins" and data["claims"][0]["passed"] is False
+
+
+def test_bad_profile_and_required_at():
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        Claims("x", "fast")
+
+
+def test_report_collects_every_claim(tmp_build):
+    c = Claims("01_demo", "smoke")
+    c.check("a", True, required_at="always", x=1)
+    with pytest.raises(ValueError, match="required_at"):
+        c.check("b", True, required_at="sometimes")
+    md = write_report().read_text()
+    assert "| 01_demo | a | x=1 | pass | always |" in md
+    assert (tmp_build / "html" / "index.html").read_text().count("<tr class='ok'>") == 1
