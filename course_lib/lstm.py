@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .presets import Presets
 
 GATES = ("input", "forget", "cell", "output")
 
@@ -61,3 +64,23 @@ def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
             elif name.startswith("bias_hh"):
                 n = p.shape[0] // 4
                 p[n:2 * n].zero_()
+
+
+# ---- lesson 02's budgets, one preset per profile --------------------------------------------------------
+@dataclass
+class DelayRecipe(Presets):
+    """The long-delay memory experiment: delays to try, and one training budget shared by both models."""
+    delays: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 70, 100])
+    rnn_hidden: int = 128       # RNN(128) and LSTM(64) have about the same number of parameters
+    lstm_hidden: int = 64
+    forget_bias: float = 5.0    # start the LSTM remembering (see the notebook)
+    steps: int = 1000
+    batch: int = 64
+    lr: float = 3e-3
+    eval_size: int = 1000
+
+    PRESETS = {
+        "smoke": dict(delays=[5, 15], rnn_hidden=32, lstm_hidden=16, steps=30, batch=32, eval_size=200),
+        "lesson": dict(),
+        "gpu": dict(delays=[5, 10, 20, 40, 70, 100, 150, 200], steps=3000),
+    }

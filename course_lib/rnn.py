@@ -127,7 +127,7 @@ class RecurrentConfig(Presets):
     PRESETS = {
         "smoke": dict(embed=16, hidden=32),
         "lesson": dict(embed=64, hidden=256),
-        "gpu": dict(embed=128, hidden=512, layers=2, dropout=0.1),
+        "gpu": dict(embed=128, hidden=512),
     }
 
 
@@ -189,3 +189,38 @@ class SequenceClassifier(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---- training budgets of the recurrent lessons (01, 02), one preset per profile ----------------------
+
+@dataclass
+class Recipe(Presets):
+    """How long and on what batches an experiment trains; `train_config()` hands it to the Trainer."""
+    steps: int = 1500
+    batch: int = 32
+    block: int = 100            # characters per training window (language models)
+    lr: float = 3e-3
+    warmup: int = 50
+    eval_every: int = 250
+
+    def train_config(self, **overrides):
+        from .train import TrainConfig
+
+        return TrainConfig(**{"steps": self.steps, "lr": self.lr, "warmup": self.warmup,
+                              "eval_every": self.eval_every, **overrides})
+
+
+class CharLMRecipe(Recipe):
+    PRESETS = {
+        "smoke": dict(steps=40, batch=16, block=32, eval_every=20, warmup=5),
+        "lesson": dict(steps=1500, batch=32, block=100, eval_every=250),
+        "gpu": dict(steps=5000, batch=64, block=200, eval_every=500),
+    }
+
+
+class NamesRecipe(Recipe):
+    PRESETS = {
+        "smoke": dict(steps=60, batch=32, eval_every=30, warmup=5),
+        "lesson": dict(steps=2500, batch=64, eval_every=500),
+        "gpu": dict(steps=5000, batch=128, eval_every=500),
+    }

@@ -133,3 +133,17 @@ class WordVocab(Vocab):
                 total += 1
                 unk += w not in self.stoi
         return unk / max(total, 1)
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0):
+    """Right-pad id lists into one (batch, longest) LongTensor; also return the true lengths."""
+    import torch
+
+    if not sequences:
+        raise ValueError("pad_batch needs at least one sequence")
+    lengths = torch.tensor([len(s) for s in sequences])
+    out = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        out[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    return out, lengths
+

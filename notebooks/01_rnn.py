@@ -1,0 +1,425 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Recurrent neural networks: one running summary
+#
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | **RNN ← you are here** | LSTM | Seq2Seq | Attention | Transformer | GPT / BERT | RLHF |
+#
+# Language arrives in order. "The dog bit the man" and "the man bit the dog" share every word and mean
+# opposite things, so a model of language has to read *in sequence* and remember what it has read.
+#
+# **What.** A recurrent neural network (RNN) reads a sequence one token at a time. It keeps a vector, the
+# *hidden state* $h_t$, and updates it at every step from the previous state and the new input:
+#
+# $$h_t = \tanh(W_{ih}\,x_t + b_{ih} + W_{hh}\,h_{t-1} + b_{hh})$$
+#
+# The same weights are used at every step, so one small cell can read a sequence of any length.
+#
+# **Why.** A fixed-size input layer cannot take a sentence of 5 words one day and 50 the next. Sharing the
+# cell across time also shares what it learns: a pattern learned at position 3 works at position 30.
+#
+# **How.** Loop over the tokens, carry $h$ forward, read predictions off $h$. Training unrolls the loop
+# into one long computation graph and backpropagates through it: *backpropagation through time* (BPTT).
+#
+# **When.** From the late 1980s until about 2017 recurrent nets were *the* way to model sequences: speech
+# recognition, handwriting, language models, the first neural machine translation systems.
+#
+# **An analogy.** Imagine following a radio serial while allowed to keep a single index card of notes.
+# After each episode you rewrite the card from the old card plus what you just heard. The card is the
+# hidden state. It has a fixed size, so every rewrite blurs the oldest notes a little, and after enough
+# episodes the first one is gone. Keep that blur in mind: this notebook ends by measuring it.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+
+device = runtime.setup(profile, seed)
+claims = Claims("01_rnn", profile, device)
+
+# %% [markdown]
+# ## 1. The cell, written out
+#
+# Here is the whole idea in a few lines. We write it ourselves, then check it against PyTorch's `nn.RNN`
+# with the same weights. `course_lib.rnn.RNNCell` is the same code; the rest of the course uses that one.
+
+# %%
+import math
+
+import torch
+import torch.nn as nn
+
+
+class MyRNNCell(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        bound = 1 / math.sqrt(hidden_size)
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size).uniform_(-bound, bound))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))
+        self.bias_ih = nn.Parameter(torch.zeros(hidden_size))
+        self.bias_hh = nn.Parameter(torch.zeros(hidden_size))
+
+    def forward(self, x, h):
+        # new memory = squash(what I see now + what I remembered)
+        return torch.tanh(x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
+
+
+def run_rnn(cell, xs, h):
+    """xs: (batch, time, features). Returns every hidden state, stacked on the time axis."""
+    states = []
+    for t in range(xs.shape[1]):
+        h = cell(xs[:, t], h)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course_lib.rnn import RNNCell, copy_cell_into_torch, unroll
+
+torch.manual_seed(0)
+mine, reference = MyRNNCell(10, 20), nn.RNN(10, 20, batch_first=True)
+library = RNNCell(10, 20)
+with torch.no_grad():
+    library.load_state_dict(mine.state_dict())
+copy_cell_into_torch(mine, reference)
+
+xs, h0 = torch.randn(4, 15, 10), torch.randn(4, 20)
+ours = run_rnn(mine, xs, h0)
+theirs, _ = reference(xs, h0[None])
+lib_out, _ = unroll(library, xs, h0)
+err = max((ours - theirs).abs().max().item(), (lib_out - theirs).abs().max().item())
+print("outputs:", tuple(ours.shape), "| max |ours - nn.RNN| < 1e-5:", err < 1e-5)
+claims.check("rnn_cell_matches_torch", err < 1e-5, required_at="always", max_abs_error=err)
+
+# %% [markdown]
+# ## 2. Three ways to wire a recurrent net
+#
+# The cell is the same; what changes is where inputs go in and where predictions come out.
+#
+# | shape | reads | predicts | example in this course |
+# |---|---|---|---|
+# | **many-to-one** | a whole sequence | one label at the end | surname → language (section 4) |
+# | **one-to-many** | one input (a start token) | a sequence | sampling text from a language model |
+# | **many-to-many** | a sequence | one output per step | next-character prediction (section 3) |
+#
+# Translation (lesson 03) is a fourth shape: many-to-many with different lengths, which needs two RNNs.
+
+# %% [markdown]
+# ## 3. A character-level language model on Shakespeare
+#
+# A language model predicts the next symbol from the ones before it. At character level, the vocabulary is
+# tiny (65 symbols in `tinyshakespeare`), so the model must learn spelling, words and line structure
+# itself. A model that knows nothing spreads its bet evenly over 65 symbols and pays
+# $\ln 65 \approx 4.17$ nats per character; everything below that is learned.
+#
+# We train on windows of `block` characters. Within a window, BPTT sends the error back through every step;
+# across windows, nothing flows (*truncated* BPTT), so the window length bounds what gradients can teach.
+
+# %%
+from course_lib.data import load_shakespeare, train_val_split
+from course_lib.lm_data import batches_by_step, evaluate_lm, lm_loss, uniform_loss
+from course_lib.rnn import CharLM, CharLMRecipe, RecurrentConfig, count_parameters
+from course_lib.tokenizers import CharTokenizer
+
+text = load_shakespeare()
+tok = CharTokenizer.fit(text)
+train_text, val_text = train_val_split(text)
+train_ids = torch.tensor(tok.encode(train_text))
+val_ids = torch.tensor(tok.encode(val_text))
+print(f"{len(text):,} characters, vocabulary of {len(tok)}; train {len(train_ids):,}, validation {len(val_ids):,}")
+print(f"uniform guess: {uniform_loss(len(tok)):.3f} nats/char")
+print(repr(text[:120]))
+
+# %%
+recipe = CharLMRecipe.preset(profile)
+char_rnn = CharLM(RecurrentConfig.preset(profile, vocab_size=len(tok), cell="rnn")).to(device)
+print(f"char-RNN: {count_parameters(char_rnn):,} parameters, {recipe}")
+
+
+def sample(model, prompt="ROMEO:", n=200, temperature=0.8):
+    gen = torch.Generator().manual_seed(seed)
+    ids = model.sample(torch.tensor(tok.encode(prompt), device=device), n, temperature, generator=gen)
+    return tok.decode(ids.tolist())
+
+
+print("--- before training ---")
+print(sample(char_rnn))
+
+# %%
+from course_lib.train import Trainer
+
+
+def val_loss(model):
+    return {"val_loss": evaluate_lm(model, val_ids, recipe.block, batch=32, batches=10)}
+
+
+initial_val = val_loss(char_rnn)["val_loss"]
+trainer = Trainer(char_rnn, lm_loss, batches_by_step(train_ids, recipe.block, recipe.batch, seed),
+                  recipe.train_config(), device=device, eval_fn=val_loss, name="char-RNN")
+history = trainer.fit()
+final_val = history.last_eval("val_loss")
+print(f"validation loss: {initial_val:.3f} -> {final_val:.3f} nats/char "
+      f"({final_val / math.log(2):.3f} bits/char) in {history.seconds:.0f} s")
+
+# %%
+from course_lib import plots
+
+plots.loss_curves({"char-RNN": history}, title="char-RNN on tinyshakespeare");
+print("--- after training ---")
+print(sample(char_rnn))
+
+# %%
+claims.check("char_rnn_learns", final_val < initial_val - 0.3, required_at="always",
+             initial_val=initial_val, final_val=final_val)
+claims.check("char_rnn_val_loss_at_most_2.2", final_val <= 2.2, required_at="lesson",
+             val_loss=final_val, uniform=uniform_loss(len(tok)), steps=recipe.steps)
+
+# %% [markdown]
+# The samples after training are not Shakespeare, but they have his *shape*: names in capitals followed by
+# a colon, line breaks, real short words, plausible spelling. All of that was learned from raw characters.
+
+# %% [markdown]
+# ## 4. Many-to-one: which language is a surname from?
+#
+# Same cell, different wiring: read a surname letter by letter, then classify from the final hidden state.
+# The data are 20,074 surnames from 18 languages (the PyTorch tutorial's list). The classes are very
+# unbalanced: Russian alone is about 47 %, so *always answer Russian* is the baseline to beat.
+
+# %%
+import random
+from collections import Counter
+
+from course_lib.data import load_names
+from course_lib.metrics import accuracy
+from course_lib.rnn import NamesRecipe, SequenceClassifier
+from course_lib.tokenizers import PAD, CharTokenizer, pad_batch
+
+pairs = load_names()
+languages = sorted({lang for _, lang in pairs})
+random.Random(seed).shuffle(pairs)
+n_test = n_val = len(pairs) // 10
+test_pairs, val_pairs, train_pairs = pairs[:n_test], pairs[n_test:n_test + n_val], pairs[n_test + n_val:]
+name_tok = CharTokenizer.fit("".join(n for n, _ in pairs), specials=(PAD,))
+lang_id = {lang: i for i, lang in enumerate(languages)}
+majority = Counter(lang for _, lang in train_pairs).most_common(1)[0]
+majority_acc = sum(lang == majority[0] for _, lang in test_pairs) / len(test_pairs)
+print(f"{len(pairs):,} names, {len(languages)} languages, {len(name_tok)} symbols; "
+      f"majority class {majority[0]!r} = {majority_acc:.1%} of the test set")
+
+
+def encode_names(batch_pairs):
+    ids, lengths = pad_batch([name_tok.encode(n) for n, _ in batch_pairs], name_tok.pad_id)
+    return ids, lengths, torch.tensor([lang_id[lang] for _, lang in batch_pairs])
+
+
+names_recipe = NamesRecipe.preset(profile)
+test_batch, val_batch = encode_names(test_pairs), encode_names(val_pairs)
+
+
+def names_batch(step):
+    rng = random.Random(seed * 7919 + step)
+    return encode_names(rng.sample(train_pairs, names_recipe.batch))
+
+
+def names_loss(model, batch):
+    ids, lengths, y = batch
+    return nn.functional.cross_entropy(model(ids, lengths), y)
+
+
+def names_accuracy(model, batch):
+    ids, lengths, y = (t.to(device) for t in batch)
+    return accuracy(model(ids, lengths), y)
+
+
+classifier = SequenceClassifier(RecurrentConfig.preset(profile, vocab_size=len(name_tok),
+                                                       n_classes=len(languages), hidden=128, cell="rnn"))
+names_trainer = Trainer(classifier, names_loss, names_batch, names_recipe.train_config(), device=device,
+                        eval_fn=lambda m: {"val_loss": names_loss(m, tuple(t.to(device) for t in val_batch)),
+                                           "val_acc": names_accuracy(m, val_batch)},
+                        name="names-RNN")
+names_history = names_trainer.fit()
+classifier.eval()
+with torch.no_grad():
+    test_acc = names_accuracy(classifier, test_batch)
+print(f"test accuracy {test_acc:.1%} vs majority baseline {majority_acc:.1%} ({names_history.seconds:.0f} s)")
+
+# %%
+with torch.no_grad():
+    ids, lengths, y = (t.to(device) for t in test_batch)
+    predicted = classifier(ids, lengths).argmax(-1)
+confusion = torch.zeros(len(languages), len(languages))
+for t, p in zip(y.tolist(), predicted.tolist()):
+    confusion[t, p] += 1
+confusion = confusion / confusion.sum(1, keepdim=True).clamp(min=1)
+plots.heatmap(confusion, xlabels=languages, ylabels=languages, xlabel="predicted", ylabel="true",
+              title="surname → language: each row sums to 1", cmap="Blues");
+
+
+def guess(name):
+    ids, lengths = pad_batch([name_tok.encode(name)], name_tok.pad_id)
+    with torch.no_grad():
+        probs = classifier(ids.to(device), lengths.to(device)).softmax(-1)[0]
+    top = probs.topk(3)
+    return ", ".join(f"{languages[i]} {p:.0%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+
+
+for name in ["Dostoevsky", "Nakamura", "Schmidt", "Rossi", "O'Brien", "Nguyen"]:
+    print(f"{name:12s} -> {guess(name)}")
+
+# %%
+claims.check("names_beats_majority", test_acc > majority_acc, required_at="lesson",
+             test_acc=test_acc, majority=majority_acc)
+claims.check("names_test_accuracy_at_least_70pct", test_acc >= 0.70, required_at="lesson",
+             test_acc=test_acc, majority=majority_acc)
+
+# %% [markdown]
+# The confusion matrix shows where the mistakes live: languages with few examples and shared spelling
+# habits (Spanish/Portuguese/Italian, English/Scottish/Irish) blur together; Japanese, Russian and Arabic,
+# with distinctive letter patterns, are easy.
+
+# %% [markdown]
+# ## 5. The proof: the learning signal fades with distance
+#
+# To learn that a character 50 steps back matters, the error at the end of the window must travel back
+# 50 steps. Each step back multiplies the gradient by $W_{hh}^\top\,\mathrm{diag}(1 - h_t^2)$. When that
+# matrix shrinks vectors (its typical gain is below one, and $\tanh$ saturation makes it smaller), 50
+# multiplications shrink the signal *geometrically*: the **vanishing gradient**.
+#
+# We measure it directly on the trained char-RNN. For windows of validation text we compute the loss at
+# the **last** position only, and the size of its gradient with respect to the input at every earlier
+# position: $\lVert \partial L_T / \partial x_{T-d} \rVert$ for distance $d$. On a log scale, exponential
+# decay is a straight line, whose slope is the per-step shrink factor.
+
+# %%
+from course_lib.gradient_flow import gradient_by_distance
+from course_lib.lm_data import window_batch
+from course_lib.rnn import RNNCell
+
+# the scratch cell with the trained weights, so we can differentiate through every step
+probe_cell = RNNCell(char_rnn.cfg.embed, char_rnn.cfg.hidden).to(device)
+with torch.no_grad():
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(probe_cell, name).copy_(getattr(char_rnn.rnn.net, f"{name}_l0"))
+
+distance_span = 60
+x, y = window_batch(val_ids, distance_span, 64, torch.Generator().manual_seed(seed))
+x, y = x.to(device), y.to(device)
+grads = gradient_by_distance(char_rnn.embed, probe_cell, char_rnn.head, x,
+                             lambda logits: nn.functional.cross_entropy(logits, y[:, -1])).cpu()
+distances = torch.arange(distance_span)
+_, rate = plots.fit_exponential(distances[1:], grads[1:])
+plots.log_lines({"char-RNN (trained)": (distances.numpy(), grads.numpy())}, fit="exp",
+                xlabel="distance d from the loss (steps)", ylabel="‖∂L/∂x‖ (log scale)",
+                title="vanishing gradient in a trained RNN");
+ratio_50 = (grads[50] / grads[0]).item()
+print(f"per-step factor e^b = {math.exp(rate):.3f}; the gradient at distance 50 is {ratio_50:.2e} of distance 0")
+print(f"(it halves every {math.log(0.5) / rate:.1f} steps)")
+
+# %%
+claims.check("rnn_gradient_decays_exponentially", rate < 0 and ratio_50 < 1e-2, required_at="lesson",
+             per_step_factor=math.exp(rate), ratio_at_50=ratio_50, halving_steps=math.log(0.5) / rate)
+
+# %% [markdown]
+# ## 6. What still breaks
+#
+# The straight line on a log scale is the index card blurring: after a few dozen steps, the gradient that
+# should teach the model about early input is a tiny fraction of the one about recent input. A
+# plain RNN therefore learns short-range patterns well (spelling, the next letter of a word) and long-range
+# ones poorly (who is speaking, an opening quote that must close).
+#
+# **Next, lesson 02:** the LSTM adds a second memory, the *cell state*, updated by addition under learned
+# gates instead of by repeated squashing. We will put the two side by side on a task that needs nothing but
+# long memory, and redo this measurement.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to complete and a test cell; the grader also runs hidden tests.
+#
+# **Exercise 1 (2 points).** Write one RNN step *without* `nn.Module`: given inputs `x` (batch, in),
+# state `h` (batch, hidden) and the four weight tensors, return the new state.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_rnn_step", "locked": false, "schema_version": 3, "solution": true}
+def rnn_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    ### BEGIN SOLUTION
+    return torch.tanh(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_cell = RNNCell(3, 4)
+_x, _h = torch.randn(2, 3), torch.randn(2, 4)
+_out = rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh)
+assert _out.shape == (2, 4)
+### BEGIN HIDDEN TESTS
+torch.manual_seed(1)
+_cell = RNNCell(5, 7)
+_x, _h = torch.randn(6, 5), torch.randn(6, 7)
+assert torch.allclose(rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh),
+                      _cell(_x, _h), atol=1e-6)
+_ref = nn.RNN(5, 7, batch_first=True)
+copy_cell_into_torch(_cell, _ref)
+assert torch.allclose(rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh),
+                      _ref(_x[:, None], _h[None])[0][:, 0], atol=1e-6)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Sampling temperature. Given a vector of logits and a temperature $T > 0$,
+# return the probabilities $\mathrm{softmax}(\text{logits}/T)$. Low $T$ sharpens the distribution
+# (safer, more repetitive text), high $T$ flattens it (more surprising, more mistakes).
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_temperature", "locked": false, "schema_version": 3, "solution": true}
+def temperature_probs(logits, temperature):
+    ### BEGIN SOLUTION
+    return torch.softmax(logits / temperature, dim=-1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_p = temperature_probs(torch.tensor([1.0, 2.0, 3.0]), 1.0)
+assert torch.allclose(_p.sum(), torch.tensor(1.0))
+### BEGIN HIDDEN TESTS
+_logits = torch.tensor([0.5, -1.0, 2.0, 0.0])
+assert torch.allclose(temperature_probs(_logits, 1.0), torch.softmax(_logits, -1))
+_cold, _hot = temperature_probs(_logits, 0.1), temperature_probs(_logits, 10.0)
+assert _cold.max() > 0.99 and _cold.argmax() == 2          # nearly greedy
+assert (_hot.max() - _hot.min()) < 0.1                        # nearly uniform
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** How far does memory reach? If the gradient shrinks by a factor `factor` per
+# step (e.g. 0.9), after how many steps has it fallen below `fraction` (e.g. 0.01) of its starting size?
+# Return the smallest whole number of steps. Then try it with the factor you measured above.
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_reach", "locked": false, "schema_version": 3, "solution": true}
+def steps_until_fraction(factor, fraction):
+    ### BEGIN SOLUTION
+    return math.ceil(math.log(fraction) / math.log(factor))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert steps_until_fraction(0.5, 0.25) == 2
+### BEGIN HIDDEN TESTS
+for _f, _frac in [(0.9, 0.01), (0.8, 1e-3), (0.99, 0.5)]:
+    _n = steps_until_fraction(_f, _frac)
+    assert _f ** _n < _frac <= _f ** (_n - 1)
+### END HIDDEN TESTS

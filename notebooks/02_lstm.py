@@ -1,0 +1,382 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · LSTM: a memory that lasts
+#
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | **LSTM ← you are here** | Seq2Seq | Attention | Transformer | GPT / BERT | RLHF |
+#
+# Lesson 01 ended with a measurement: in a plain RNN the learning signal shrinks by a roughly constant
+# factor per step, so after a few dozen steps it is gone. Hochreiter and Schmidhuber saw this in 1991 and
+# proposed the fix in 1997: the **Long Short-Term Memory** cell.
+#
+# **What.** An LSTM keeps two vectors: the hidden state $h_t$ (what the cell shows the world) and the
+# **cell state** $c_t$ (what it keeps for itself). Three *gates*, each a sigmoid between 0 and 1, decide
+# what happens to the memory at every step:
+#
+# $$
+# \begin{aligned}
+# f_t &= \sigma(W_f [x_t, h_{t-1}] + b_f) &&\text{forget gate: how much of the old memory to keep}\\
+# i_t &= \sigma(W_i [x_t, h_{t-1}] + b_i) &&\text{input gate: how much of the new candidate to write}\\
+# g_t &= \tanh(W_g [x_t, h_{t-1}] + b_g) &&\text{the candidate itself}\\
+# o_t &= \sigma(W_o [x_t, h_{t-1}] + b_o) &&\text{output gate: how much of the memory to show}\\
+# c_t &= f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)
+# \end{aligned}
+# $$
+#
+# **Why it works.** Look at $c_t = f_t \odot c_{t-1} + \dots$: the memory is carried forward by a
+# multiplication with a gate the network *chooses*, not by a fixed matrix followed by a squashing function.
+# When the forget gate is near 1, the memory (and the gradient flowing back along it) passes through almost
+# untouched, for as many steps as needed.
+#
+# **When.** From the late 2000s to 2017 LSTMs ran speech recognition on phones, Google Translate (2016) and
+# most sequence models in production, until attention and Transformers took over.
+#
+# **An analogy.** Think of a factory with a conveyor belt running past every workstation. Most stations
+# leave the belt alone, so whatever is on it rides to the end of the line intact. A station can take
+# something off (forget), put something on (input), or look at the belt to do its own job (output), and
+# each station learns when to do which. The plain RNN had no belt: every station rebuilt the whole package.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+
+device = runtime.setup(profile, seed)
+claims = Claims("02_lstm", profile, device)
+
+# %% [markdown]
+# ## 1. The cell, written out
+#
+# PyTorch stacks the four gate weight matrices into one, in the order input, forget, candidate, output, so
+# one matrix multiplication computes all four. We do the same, so the weights copy across unchanged.
+
+# %%
+import math
+
+import torch
+import torch.nn as nn
+
+
+class MyLSTMCell(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        bound = 1 / math.sqrt(hidden_size)
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size).uniform_(-bound, bound))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size).uniform_(-bound, bound))
+        self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+
+    def forward(self, x, state):
+        h, c = state
+        z = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
+        i, f, g, o = z.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)   # the conveyor belt
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course_lib.lstm import LSTMCell
+from course_lib.rnn import copy_cell_into_torch, unroll
+
+torch.manual_seed(0)
+mine, reference, library = MyLSTMCell(10, 20), nn.LSTM(10, 20, batch_first=True), LSTMCell(10, 20)
+with torch.no_grad():
+    library.load_state_dict(mine.state_dict())
+copy_cell_into_torch(mine, reference)
+
+xs, h0, c0 = torch.randn(4, 15, 10), torch.randn(4, 20), torch.randn(4, 20)
+ours, _ = unroll(mine, xs, (h0, c0))
+lib_out, _ = unroll(library, xs, (h0, c0))
+theirs, _ = reference(xs, (h0[None], c0[None]))
+err = max((ours - theirs).abs().max().item(), (lib_out - theirs).abs().max().item())
+print("outputs:", tuple(ours.shape), "| max |ours - nn.LSTM| < 1e-5:", err < 1e-5)
+claims.check("lstm_cell_matches_torch", err < 1e-5, required_at="always", max_abs_error=err)
+
+# %% [markdown]
+# ## 2. A task that needs nothing but memory
+#
+# **Delayed recall.** The first token of a sequence is one of 8 *symbols*. Then come $T$ random
+# *distractor* tokens, then a *cue*. At the cue the model must say which symbol it saw at the start. Nothing
+# in the distractors helps; the only way to win is to hold one fact for $T$ steps. Guessing scores 1/8.
+#
+# A fair race: both models get the same training budget (steps, batch size, learning rate) and about the
+# same number of parameters (an RNN with 128 hidden units against an LSTM with 64, whose four gates make it
+# four times as wide inside).
+#
+# One detail matters: we start the LSTM's forget gates **open** (bias +5, so $f \approx 0.99$). A cell that
+# remembers by default and *learns what to forget* finds long-range signal from the first step of training;
+# this is standard practice (Gers et al. 2000; Jozefowicz et al. 2015). The RNN has no such knob: its memory
+# passes through $\tanh(W_{hh} h)$ whatever we do.
+
+# %%
+import torch.nn.functional as F
+
+from course_lib.lstm import DelayRecipe, set_forget_bias
+from course_lib.rnn import RecurrentConfig, SequenceClassifier, count_parameters
+from course_lib.synthetic import delayed_recall, delayed_recall_vocab
+from course_lib.train import Trainer, TrainConfig
+
+recipe = DelayRecipe.preset(profile)
+N_SYMBOLS = 8
+chance = 1 / N_SYMBOLS
+x_demo, y_demo = delayed_recall(2, 6, generator=torch.Generator().manual_seed(0))
+print("two examples with T=6 (symbols 0-7, distractors 8-15, cue 16):")
+print(x_demo.tolist(), "-> answers", y_demo.tolist())
+
+
+def make_model(kind):
+    hidden = recipe.rnn_hidden if kind == "rnn" else recipe.lstm_hidden
+    cfg = RecurrentConfig(vocab_size=delayed_recall_vocab(), n_classes=N_SYMBOLS, embed=16, hidden=hidden, cell=kind)
+    model = SequenceClassifier(cfg)
+    if kind == "lstm":
+        set_forget_bias(model.rnn.net, recipe.forget_bias)
+    return model
+
+
+def train_recall(kind, delay):
+    torch.manual_seed(seed)
+    model = make_model(kind)
+    lengths = lambda x: torch.full((x.shape[0],), x.shape[1], device=x.device)
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return F.cross_entropy(m(x, lengths(x)), y)
+
+    def get_batch(step):
+        return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(seed * 100_003 + step))
+
+    trainer = Trainer(model, loss_fn, get_batch, TrainConfig(steps=recipe.steps, lr=recipe.lr, schedule="constant"),
+                      device=device, name=f"{kind} T={delay}", live_plot=False)
+    trainer.fit()
+    x, y = delayed_recall(recipe.eval_size, delay, generator=torch.Generator().manual_seed(999))
+    model.eval()
+    with torch.no_grad():
+        acc = (model(x.to(device), lengths(x)).argmax(-1).cpu() == y).float().mean().item()
+    return model, acc, trainer.history.seconds
+
+
+print(f"parameters: RNN {count_parameters(make_model('rnn')):,}, LSTM {count_parameters(make_model('lstm')):,}")
+results = {"rnn": {}, "lstm": {}}
+models = {}
+for delay in recipe.delays:
+    for kind in ("rnn", "lstm"):
+        models[kind, delay], results[kind][delay], secs = train_recall(kind, delay)
+        print(f"T={delay:4d}  {kind:4s}  accuracy {results[kind][delay]:.3f}  ({secs:.0f} s)")
+
+# %%
+from course_lib import plots
+
+plots.lines({kind.upper(): (recipe.delays, [results[kind][d] for d in recipe.delays]) for kind in results},
+            xlabel="delay T (distractor steps to remember across)", ylabel="recall accuracy",
+            title="delayed recall: same budget, same parameter count", hline=(chance, "chance (1/8)"));
+
+# %%
+separating = [d for d in recipe.delays if results["lstm"][d] >= 0.9 and results["rnn"][d] <= chance + 0.1]
+longest = max(recipe.delays)
+claims.check("lstm_remembers_where_rnn_is_at_chance", bool(separating), required_at="lesson",
+             delays=separating, lstm_acc={d: results["lstm"][d] for d in recipe.delays},
+             rnn_acc={d: results["rnn"][d] for d in recipe.delays}, chance=chance)
+
+# %% [markdown]
+# ## 3. Watching the gates work
+#
+# Here is the LSTM trained at the longest delay, reading one sequence. We copy its weights into our own
+# cell so we can read the gates at every step. The input gate should open for the symbol and stay mostly
+# shut for the distractors; the forget gate should stay near 1, so the symbol rides the belt to the cue.
+
+# %%
+lstm_model = models["lstm", longest]
+probe = LSTMCell(16, recipe.lstm_hidden).to(device)
+with torch.no_grad():
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(probe, name).copy_(getattr(lstm_model.rnn.net, f"{name}_l0"))
+x_one, _ = delayed_recall(1, min(longest, 30), generator=torch.Generator().manual_seed(3))
+emb = lstm_model.embed(x_one.to(device))
+state = probe.initial_state(1, device)
+gate_trace = {"input": [], "forget": [], "output": []}
+with torch.no_grad():
+    for t in range(x_one.shape[1]):
+        gates = probe.gates(emb[:, t], state)
+        for k in gate_trace:
+            gate_trace[k].append(gates[k][0].mean().item())
+        state = probe(emb[:, t], state)
+steps = list(range(x_one.shape[1]))
+plots.lines({f"{k} gate (mean over units)": (steps, v) for k, v in gate_trace.items()},
+            xlabel="step (0 = the symbol, last = the cue)", ylabel="gate value", title="LSTM gates on one sequence");
+
+# %% [markdown]
+# ## 4. The gradient measurement from lesson 01, redone
+#
+# Now the head-to-head version of lesson 01's plot, on character-level language models trained on
+# Shakespeare with the same budget and about the same number of parameters: an RNN with 256 hidden units and
+# an LSTM with 128. We train both, then measure $\lVert \partial L_T / \partial x_{T-d} \rVert$ for each.
+
+# %%
+from course_lib.data import load_shakespeare, train_val_split
+from course_lib.lm_data import batches_by_step, evaluate_lm, lm_loss
+from course_lib.rnn import CharLM, CharLMRecipe
+from course_lib.tokenizers import CharTokenizer
+
+text = load_shakespeare()
+tok = CharTokenizer.fit(text)
+train_text, val_text = train_val_split(text)
+train_ids, val_ids = torch.tensor(tok.encode(train_text)), torch.tensor(tok.encode(val_text))
+lm_recipe = CharLMRecipe.preset(profile)
+base = RecurrentConfig.preset(profile, vocab_size=len(tok))
+lm_configs = {"RNN": RecurrentConfig(**{**base.to_dict(), "cell": "rnn"}),
+              "LSTM": RecurrentConfig(**{**base.to_dict(), "cell": "lstm", "hidden": base.hidden // 2})}
+lms, lm_histories = {}, {}
+for label, cfg in lm_configs.items():
+    torch.manual_seed(seed)
+    lms[label] = CharLM(cfg)
+    if cfg.cell == "lstm":
+        set_forget_bias(lms[label].rnn.net, 1.0)
+    print(f"{label}: hidden {cfg.hidden}, {count_parameters(lms[label]):,} parameters")
+    trainer = Trainer(lms[label], lm_loss, batches_by_step(train_ids, lm_recipe.block, lm_recipe.batch, seed),
+                      lm_recipe.train_config(), device=device, name=f"char-{label}",
+                      eval_fn=lambda m: {"val_loss": evaluate_lm(m, val_ids, lm_recipe.block, batches=10)})
+    lm_histories[label] = trainer.fit()
+plots.loss_curves(lm_histories, title="char LMs at about the same parameter count");
+val = {label: h.last_eval("val_loss") for label, h in lm_histories.items()}
+print({k: round(v, 3) for k, v in val.items()}, "nats/char")
+
+# %%
+from course_lib.gradient_flow import gradient_by_distance
+from course_lib.lm_data import window_batch
+from course_lib.rnn import RNNCell
+
+span = 60
+x, y = window_batch(val_ids, span, 64, torch.Generator().manual_seed(seed))
+x, y = x.to(device), y.to(device)
+curves = {}
+for label, lm in lms.items():
+    cell = (RNNCell if lm.cfg.cell == "rnn" else LSTMCell)(lm.cfg.embed, lm.cfg.hidden).to(device)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(lm.rnn.net, f"{name}_l0"))
+    curves[label] = gradient_by_distance(lm.embed, cell, lm.head, x,
+                                         lambda logits: F.cross_entropy(logits, y[:, -1])).cpu()
+distances = torch.arange(span).numpy()
+plots.log_lines({label: (distances, g.numpy()) for label, g in curves.items()}, fit="exp",
+                xlabel="distance d from the loss (steps)", ylabel="‖∂L/∂x‖ (log scale)",
+                title="how far back the learning signal reaches");
+at50 = {label: g[50].item() for label, g in curves.items()}
+ratio = at50["LSTM"] / max(at50["RNN"], 1e-30)
+print(f"gradient at distance 50: RNN {at50['RNN']:.2e}, LSTM {at50['LSTM']:.2e}  (LSTM/RNN = {ratio:.1f}x)")
+
+# %%
+claims.check("lstm_gradient_10x_larger_at_50", ratio >= 10, required_at="lesson",
+             rnn_at_50=at50["RNN"], lstm_at_50=at50["LSTM"], ratio=ratio)
+claims.check("lstm_char_lm_beats_rnn", val["LSTM"] < val["RNN"], required_at="lesson",
+             rnn_val=val["RNN"], lstm_val=val["LSTM"],
+             rnn_params=count_parameters(lms["RNN"]), lstm_params=count_parameters(lms["LSTM"]),
+             steps=lm_recipe.steps)
+
+# %% [markdown]
+# ## 5. What still breaks
+#
+# The LSTM fixed *memory over time*, but two problems remain, and the next three lessons are about them.
+#
+# 1. **One vector carries everything.** To translate a sentence, an encoder LSTM must squeeze the whole
+#    source sentence into its final state, a fixed-size vector, before the decoder writes a word. Long
+#    sentences do not fit. Lesson 03 measures that bottleneck; lesson 04 (attention) removes it.
+# 2. **One step at a time.** Step $t$ needs step $t-1$'s state, so a 100-token sentence is 100 sequential
+#    steps however many processors we have. Lesson 05 (the Transformer) drops recurrence to train in parallel.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (2 points).** Write one LSTM step from its four pre-activations. `z` has shape
+# (batch, 4·hidden) in PyTorch's gate order (input, forget, candidate, output); `c` is the previous cell
+# state. Return `(h, c)` for the new step.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_lstm_step", "locked": false, "schema_version": 3, "solution": true}
+def lstm_step_from_preactivations(z, c):
+    ### BEGIN SOLUTION
+    i, f, g, o = z.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, c
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_h, _c = lstm_step_from_preactivations(torch.zeros(1, 8), torch.ones(1, 2))
+assert _h.shape == (1, 2) and _c.shape == (1, 2)
+### BEGIN HIDDEN TESTS
+torch.manual_seed(2)
+_cell = LSTMCell(3, 5)
+_x, _h0, _c0 = torch.randn(4, 3), torch.randn(4, 5), torch.randn(4, 5)
+_z = _x @ _cell.weight_ih.T + _cell.bias_ih + _h0 @ _cell.weight_hh.T + _cell.bias_hh
+_mine = lstm_step_from_preactivations(_z, _c0)
+_ref = _cell(_x, (_h0, _c0))
+assert torch.allclose(_mine[0], _ref[0], atol=1e-6) and torch.allclose(_mine[1], _ref[1], atol=1e-6)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** The belt's arithmetic. With the input gate shut and the forget gate fixed at
+# `f`, what fraction of the cell state survives `n` steps? Then: which forget-gate value keeps at least
+# half of the memory for `n` steps? (Return the smallest such `f`.)
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_belt", "locked": false, "schema_version": 3, "solution": true}
+def surviving_fraction(f, n):
+    ### BEGIN SOLUTION
+    return f ** n
+    ### END SOLUTION
+
+
+def forget_gate_for_half_life(n):
+    ### BEGIN SOLUTION
+    return 0.5 ** (1 / n)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert abs(surviving_fraction(0.5, 2) - 0.25) < 1e-12
+### BEGIN HIDDEN TESTS
+assert abs(surviving_fraction(0.99, 100) - 0.99 ** 100) < 1e-12
+for _n in (1, 10, 100):
+    _f = forget_gate_for_half_life(_n)
+    assert abs(_f ** _n - 0.5) < 1e-9 and 0 < _f < 1
+_c = torch.ones(1, 1)
+for _ in range(10):
+    _c = torch.tensor(forget_gate_for_half_life(10)) * _c
+assert abs(_c.item() - 0.5) < 1e-5
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** Count an LSTM's parameters without building it: one layer, input size `i`,
+# hidden size `h`, with PyTorch's two bias vectors. (Why is it about four times an RNN's?)
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_params", "locked": false, "schema_version": 3, "solution": true}
+def lstm_parameter_count(i, h):
+    ### BEGIN SOLUTION
+    return 4 * (h * i + h * h + 2 * h)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert lstm_parameter_count(1, 1) == 16
+### BEGIN HIDDEN TESTS
+for _i, _hs in [(3, 5), (16, 64), (128, 7)]:
+    assert lstm_parameter_count(_i, _hs) == sum(p.numel() for p in nn.LSTM(_i, _hs).parameters())
+### END HIDDEN TESTS

@@ -1,0 +1,80 @@
+"""Every lesson notebook: hygiene checks on the committed file, then a full papermill run at `smoke`."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from course_lib import paths, runner
+
+NOTEBOOKS = runner.discover()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_there_are_lessons():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["01", "02"]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_hygiene(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in _code_cells(nb):
+        assert cell.outputs == [] and cell.execution_count is None, "commit notebooks with outputs stripped"
+    first = _code_cells(nb)[0]
+    assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged `parameters`"
+    assert 'profile = os.environ.get("COURSE_PROFILE", "lesson")' in first.source
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_ipynb_matches_its_jupytext_source(nb_path):
+    """notebooks/NN_x.py is what authors edit; the committed .ipynb must be generated from it (`make notebooks`)."""
+    source = nb_path.with_suffix(".py")
+    assert source.exists(), f"{source.name} (the jupytext source) is missing"
+    want = jupytext.read(source)
+    have = nbformat.read(nb_path, as_version=4)
+    strip = lambda cells: [(c.cell_type, c.source, c.metadata.get("tags", []), c.metadata.get("nbgrader"))
+                           for c in cells]
+    assert strip(have.cells) == strip(want.cells), f"run `make notebooks` to regenerate {nb_path.name}"
+
+
+def test_no_data_files_tracked():
+    out = subprocess.run(["git", "ls-files", "datasets"], cwd=paths.ROOT, capture_output=True, text=True).stdout
+    assert out.split() in ([], ["datasets/README.md"]), f"data files are tracked: {out}"
+
+
+def test_unknown_parameter_is_refused():
+    with pytest.raises(ValueError, match="unknown parameter"):
+        runner.check_parameters(NOTEBOOKS[0], {"profile": "smoke", "epochz": 3})
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    out_dir = paths.build_dir() / "test-executed"
+    results = paths.results_dir() / f"{nb_path.stem}.json"
+    results.unlink(missing_ok=True)
+    runner.execute(nb_path, "smoke", out_dir, progress=False, timeout=600)
+    data = json.loads(results.read_text())
+    assert data["profile"] == "smoke" and data["claims"], "the lesson recorded no claims"
+    failed = [c["name"] for c in data["claims"] if c["required"] and not c["passed"]]
+    assert not failed
+    executed = nbformat.read(out_dir / nb_path.name, as_version=4)
+    errors = [o for c in _code_cells(executed) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    # nbval re-runs the executed copy and compares the cells marked NBVAL_CHECK_OUTPUT (deterministic ones)
+    if any("NBVAL_CHECK_OUTPUT" in c.source for c in _code_cells(executed)):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax",
+                               "--nbval-current-env", str(out_dir / nb_path.name)],
+                              cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "COURSE_PROFILE": "smoke"})
+        assert proc.returncode == 0, proc.stdout[-3000:]

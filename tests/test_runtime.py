@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from course_lib import progress, runtime
+
+
+def test_device_pick_and_forced_devices(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    dev = runtime.pick_device()
+    assert dev.type in ("cuda", "mps", "cpu")
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cuda"):
+            runtime.pick_device("cuda")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.pick_device() == torch.device("cpu")
+
+
+def test_seed_everything_repeats():
+    runtime.seed_everything(3)
+    a = torch.randn(5)
+    runtime.seed_everything(3)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    x = torch.randn(4, 4)
+    with runtime.autocast(torch.device("cpu")):
+        assert (x @ x).dtype == torch.float32
+
+
+def test_profiles_and_setup(capsys):
+    with pytest.raises(ValueError, match="smoke, lesson, gpu"):
+        runtime.check_profile("quick")
+    dev = runtime.setup("smoke", seed=1, device="cpu")
+    assert dev == torch.device("cpu") and "profile=smoke" in capsys.readouterr().out
+
+
+def test_progress_honours_tqdm_disable(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert not progress.progress_enabled()
+    assert progress.progress(range(3)).disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert progress.progress_enabled()
