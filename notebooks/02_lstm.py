@@ -120,7 +120,8 @@ claims.check("lstm_cell_matches_torch", err < 1e-5, required_at="always", max_ab
 #
 # A fair race: both models get the same training budget (steps, batch size, learning rate) and about the
 # same number of parameters (an RNN with 128 hidden units against an LSTM with 64, whose four gates make it
-# four times as wide inside).
+# four times as wide inside). Each point is the mean over three training seeds: now and then a plain RNN
+# gets lucky and parks a bit or two of the symbol in a saturated unit, so one run can mislead.
 #
 # One detail matters: we start the LSTM's forget gates **open** (bias +5, so $f \approx 0.99$). A cell that
 # remembers by default and *learns what to forget* finds long-range signal from the first step of training;
@@ -152,8 +153,8 @@ def make_model(kind):
     return model
 
 
-def train_recall(kind, delay):
-    torch.manual_seed(seed)
+def train_recall(kind, delay, run_seed):
+    torch.manual_seed(run_seed)
     model = make_model(kind)
     lengths = lambda x: torch.full((x.shape[0],), x.shape[1], device=x.device)
 
@@ -162,7 +163,7 @@ def train_recall(kind, delay):
         return F.cross_entropy(m(x, lengths(x)), y)
 
     def get_batch(step):
-        return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(seed * 100_003 + step))
+        return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(run_seed * 100_003 + step))
 
     trainer = Trainer(model, loss_fn, get_batch, TrainConfig(steps=recipe.steps, lr=recipe.lr, schedule="constant"),
                       device=device, name=f"{kind} T={delay}", live_plot=False)
@@ -171,32 +172,43 @@ def train_recall(kind, delay):
     model.eval()
     with torch.no_grad():
         acc = (model(x.to(device), lengths(x)).argmax(-1).cpu() == y).float().mean().item()
-    return model, acc, trainer.history.seconds
+    return model, acc
 
 
 print(f"parameters: RNN {count_parameters(make_model('rnn')):,}, LSTM {count_parameters(make_model('lstm')):,}")
-results = {"rnn": {}, "lstm": {}}
+per_seed = {"rnn": {}, "lstm": {}}
 models = {}
 for delay in recipe.delays:
     for kind in ("rnn", "lstm"):
-        models[kind, delay], results[kind][delay], secs = train_recall(kind, delay)
-        print(f"T={delay:4d}  {kind:4s}  accuracy {results[kind][delay]:.3f}  ({secs:.0f} s)")
+        accs = []
+        for run_seed in recipe.seeds:
+            models[kind, delay, run_seed], acc = train_recall(kind, delay, seed + run_seed)
+            accs.append(acc)
+        per_seed[kind][delay] = accs
+        print(f"T={delay:4d}  {kind:4s}  accuracy per seed {[round(a, 3) for a in accs]}  mean {sum(accs) / len(accs):.3f}")
+results = {kind: {d: sum(a) / len(a) for d, a in by_delay.items()} for kind, by_delay in per_seed.items()}
 
 # %%
 from course_lib import plots
 
 plots.lines({kind.upper(): (recipe.delays, [results[kind][d] for d in recipe.delays]) for kind in results},
-            xlabel="delay T (distractor steps to remember across)", ylabel="recall accuracy",
+            xlabel="delay T (distractor steps to remember across)", ylabel=f"recall accuracy (mean of {len(recipe.seeds)} seeds)",
             title="delayed recall: same budget, same parameter count", hline=(chance, "chance (1/8)"));
 
 # %%
 separating = [d for d in recipe.delays if results["lstm"][d] >= 0.9 and results["rnn"][d] <= chance + 0.1]
 longest = max(recipe.delays)
 claims.check("lstm_remembers_where_rnn_is_at_chance", bool(separating), required_at="lesson",
-             delays=separating, lstm_acc={d: results["lstm"][d] for d in recipe.delays},
-             rnn_acc={d: results["rnn"][d] for d in recipe.delays}, chance=chance)
+             delays=separating, lstm_mean_acc=results["lstm"], rnn_mean_acc=results["rnn"],
+             seeds=len(recipe.seeds), chance=chance)
 
 # %% [markdown]
+# **Reading the result.** The LSTM is perfect at every delay. The RNN is perfect at short delays, already
+# slipping at 20, and near chance by 50. Look at the per-seed numbers, though: at the longest delay one RNN
+# seed may do far better than its neighbours. A plain RNN *can* hold one symbol for a long time (a unit
+# driven into saturation stays there, like a latch), but whether gradient descent finds that latch through
+# a vanishing gradient is luck. The LSTM does not need luck: its memory path is built in.
+#
 # ## 3. Watching the gates work
 #
 # Here is the LSTM trained at the longest delay, reading one sequence. We copy its weights into our own
@@ -204,7 +216,7 @@ claims.check("lstm_remembers_where_rnn_is_at_chance", bool(separating), required
 # shut for the distractors; the forget gate should stay near 1, so the symbol rides the belt to the cue.
 
 # %%
-lstm_model = models["lstm", longest]
+lstm_model = models["lstm", longest, seed + recipe.seeds[0]]
 probe = LSTMCell(16, recipe.lstm_hidden).to(device)
 with torch.no_grad():
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
@@ -286,10 +298,23 @@ print(f"gradient at distance 50: RNN {at50['RNN']:.2e}, LSTM {at50['LSTM']:.2e} 
 # %%
 claims.check("lstm_gradient_10x_larger_at_50", ratio >= 10, required_at="lesson",
              rnn_at_50=at50["RNN"], lstm_at_50=at50["LSTM"], ratio=ratio)
-claims.check("lstm_char_lm_beats_rnn", val["LSTM"] < val["RNN"], required_at="lesson",
+# Reported, not required: see the discussion below for why this one does not hold at CPU budgets.
+claims.check("lstm_char_lm_beats_rnn", val["LSTM"] < val["RNN"], required_at="never",
              rnn_val=val["RNN"], lstm_val=val["LSTM"],
              rnn_params=count_parameters(lms["RNN"]), lstm_params=count_parameters(lms["LSTM"]),
              steps=lm_recipe.steps)
+
+# %% [markdown]
+# **The char-LM race is closer than the textbooks suggest, and that is worth understanding.** On our
+# budget the two language models land within a few hundredths of a nat of each other, and in our own runs
+# the RNN was usually *ahead*: 1.605 vs 1.647 nats/char after 3,000 steps (block 100), 1.724 vs 1.824 for
+# smaller models (RNN-128 vs LSTM-64). That does not contradict sections 2–4; it says what the LSTM buys.
+# Most of a character's uncertainty is *local* (the rest of a word, the next space), and at equal parameter
+# count the RNN spends its budget on twice as many hidden units, which is what local patterns need. The
+# LSTM pays four weight matrices per unit for memory, which pays off only when long-range information
+# matters (section 2) and after long training: the published comparisons where LSTMs win at equal size
+# (Karpathy, Johnson & Fei-Fei, 2015) train for many epochs on larger corpora. So the claim is recorded
+# here as measured, not required.
 
 # %% [markdown]
 # ## 5. What still breaks
