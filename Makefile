@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+INSTRUCTOR := $(VENV)/.instructor
 TORCH := torch==2.13.0
 PROFILE ?= lesson
 LESSONS ?=
 SUBMISSIONS ?= submissions
 
-.PHONY: setup course test lab data notebooks bench clean help
+.PHONY: setup course test test-browser lab data notebooks bench assignments grade clean help
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
@@ -20,6 +21,9 @@ help:
 	@echo "make data       fetch and verify every dataset (COURSE_DATA_MIRROR=folder|URL to use a mirror)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources notebooks/*.py"
 	@echo "make bench      speed/memory benchmarks -> build/bench.json"
+	@echo "make assignments  student copies of every lesson -> build/release/ (teachers; installs nbgrader)"
+	@echo "make grade SUBMISSIONS=folder   autograde <student>/<NN_name>.ipynb -> build/grades.csv, build/feedback/"
+	@echo "make test-browser  run lesson 01 in JupyterLab in headless Chromium -> build/browser/"
 	@echo "make clean      remove build/ (downloaded data and the venv stay)"
 
 # The stamp depends on pyproject.toml, so a second `make setup` installs nothing unless it changed.
@@ -33,6 +37,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Teachers' and maintainers' tools (nbgrader, playwright): students never need them.
+$(INSTRUCTOR): $(STAMP)
+	$(PIP) install --quiet -e ".[dev,instructor]"
+	@touch $(INSTRUCTOR)
+
 data: $(STAMP)
 	$(PY) -m course_lib.data
 
@@ -42,8 +51,19 @@ notebooks: $(STAMP)
 course: $(STAMP) data
 	$(PY) -m course_lib.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"
 
-test: $(STAMP)
+test: $(INSTRUCTOR)
 	$(VENV)/bin/pytest
+
+test-browser: $(INSTRUCTOR)
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (needs root)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
+	$(PY) tests/browser_smoke.py
+
+assignments: $(INSTRUCTOR)
+	$(PY) -m course_lib.classroom assignments --lessons "$(LESSONS)"
+
+grade: $(INSTRUCTOR)
+	$(PY) -m course_lib.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
