@@ -274,7 +274,7 @@ def load_names(ascii_only: bool = True) -> list[tuple[str, str]]:
         lang = rf.name.removesuffix(".txt")
         for line in fetch("names", rf.name).read_text(encoding="utf-8").splitlines():
             name = line.strip()
-            if not name or name.startswith("To The First Page"):
+            if not name or " ".join(name.split()) == "To The First Page":  # 24 junk lines, one with 2 spaces
                 continue
             if ascii_only:
                 name = "".join(c for c in unicodedata.normalize("NFD", name) if unicodedata.category(c) != "Mn")

@@ -61,3 +61,24 @@ def uniform_loss(vocab_size: int) -> float:
 def sequence_logprob(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Log-probability of `targets` under `logits`, per position. logits (B, T, V), targets (B, T)."""
     return -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+
+
+@torch.no_grad()
+def evaluate_lm_full(model, data: torch.Tensor, block: int, batch: int = 64, device=None) -> float:
+    """Mean next-token cross-entropy (nats per token) over *all* of `data`, read as consecutive windows of
+    `block` tokens: the exact, noise-free version of `evaluate_lm` (every token predicted once)."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    x, y = data[:-1], data[1:]
+    full = len(x) // block * block
+    windows = [(x[:full].view(-1, block), y[:full].view(-1, block))]
+    if full < len(x):
+        windows.append((x[full:][None], y[full:][None]))   # the shorter last window
+    total = 0.0
+    for xs, ys in windows:
+        for i in range(0, len(xs), batch):
+            xb, yb = xs[i:i + batch].to(device), ys[i:i + batch].to(device)
+            total += float(model(xb, yb)[1]) * yb.numel()
+    model.train(was_training)
+    return total / len(y)

@@ -2,6 +2,9 @@
 
 `delayed_recall`: see a symbol, then T distractors, then a cue; answer with the first symbol. Nothing but
 memory solves it, and T says how long the memory must last.
+
+`reversal`: read a sequence, write it backwards. Lessons 03 and 04 use it to measure how much a fixed-size
+summary of the input can hold, as a function of the length.
 """
 from __future__ import annotations
 
@@ -26,3 +29,17 @@ def delayed_recall(batch: int, delay: int, n_symbols: int = 8, n_distractors: in
 
 def delayed_recall_vocab(n_symbols: int = 8, n_distractors: int = 8) -> int:
     return n_symbols + n_distractors + 1
+
+
+def reversal(batch: int, length: int, n_symbols: int = 10, first_id: int = 0,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random sequences x (batch, length) of symbols first_id .. first_id + n_symbols - 1, and y = x reversed.
+
+    The first output word depends on the last input word and the last output on the first, so a model that
+    squeezes x into one vector must carry every symbol, in order, through that vector; `length` sets how
+    much it has to carry.
+    """
+    if length < 1 or n_symbols < 2:
+        raise ValueError(f"need length >= 1 and n_symbols >= 2, got length={length}, n_symbols={n_symbols}")
+    x = first_id + torch.randint(n_symbols, (batch, length), generator=generator)
+    return x, x.flip(1)

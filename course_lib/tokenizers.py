@@ -67,7 +67,7 @@ class Vocab:
             if not 0 <= i < len(self.itos):
                 raise ValueError(f"id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
             s = self.itos[i]
-            if skip_specials and s in self.specials:
+            if skip_specials and s in self.specials and s != UNK:  # an <unk> stays visible: it is content
                 continue
             out.append(s)
         return out
@@ -147,3 +147,5 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0):
         out[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
     return out, lengths
 
+
+from .bpe import ByteBPE  # noqa: E402  (byte-level BPE lives in its own file; re-exported here)

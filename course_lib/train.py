@@ -44,6 +44,8 @@ class TrainConfig(Presets):
     log_every: int = 10                # how often the loss is recorded into the history
     checkpoint_every: int = 0          # 0: no periodic checkpoints
     amp: bool = True                   # bf16 autocast on CUDA (no-op elsewhere)
+    max_seconds: float | None = None   # a wall-clock budget: stop once training has run this long (`steps`
+                                       # still caps it); the decay then follows the fraction of time used
 
     PRESETS = {
         "smoke": dict(steps=30, eval_every=15),
@@ -59,14 +61,21 @@ class TrainConfig(Presets):
         self.betas = tuple(self.betas)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimisation step `step` (0-based): linear warmup, then decay to `min_lr`."""
+def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
+    """Learning rate for optimisation step `step` (0-based): linear warmup, then decay to `min_lr`.
+
+    With a time budget (`cfg.max_seconds`) and the training time so far (`elapsed`), the decay runs on the
+    clock instead of the step count, so it ends when the time does.
+    """
     min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     if cfg.schedule == "constant":
         return cfg.lr
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.max_seconds and elapsed is not None:
+        progress = elapsed / cfg.max_seconds
+    else:
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     progress = min(max(progress, 0.0), 1.0)
     if cfg.schedule == "linear":
         return cfg.lr + (min_lr - cfg.lr) * progress
@@ -97,6 +106,12 @@ class History:
     @classmethod
     def from_json(cls, text: str) -> "History":
         return cls(**json.loads(text))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel/DataParallel wrapper (or the model itself), so checkpoints
+    have the same keys however the model was trained."""
+    return getattr(model, "module", model)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -141,6 +156,7 @@ class Trainer:
         self.progress = progress_enabled() if progress is None else progress
         self.live_plot = (_in_notebook() and self.progress) if live_plot is None else live_plot
         self._plot = None
+        self._fit_start: float | None = None   # perf_counter() when the current fit() began
 
     # -- one step ----------------------------------------------------------------------------------
     def _compute_loss(self, batch) -> tuple[torch.Tensor, dict]:
@@ -154,7 +170,7 @@ class Trainer:
 
     def train_step(self) -> float:
         self.model.train()
-        lr = lr_at(self.step, self.cfg)
+        lr = lr_at(self.step, self.cfg, self.elapsed())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = to_device(self.get_batch(self.step), self.device)
@@ -185,14 +201,24 @@ class Trainer:
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------------
+    def elapsed(self) -> float | None:
+        """Seconds of training so far, this fit() included; None outside fit()."""
+        if self._fit_start is None:
+            return None
+        return self.history.seconds + time.perf_counter() - self._fit_start
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_seconds is not None and (self.elapsed() or 0.0) >= self.cfg.max_seconds
+
     def fit(self, until: int | None = None) -> History:
-        """Train from the current step up to `until` (default: cfg.steps). Resumable."""
+        """Train from the current step up to `until` (default: cfg.steps), or until `cfg.max_seconds` of
+        training have passed. Resumable."""
         until = self.cfg.steps if until is None else min(until, self.cfg.steps)
-        start = time.perf_counter()
+        start = self._fit_start = time.perf_counter()
         bar = tqdm(total=until, initial=self.step, desc=self.name, disable=not self.progress,
                    dynamic_ncols=True, leave=False)
         try:
-            while self.step < until:
+            while self.step < until and not self.out_of_time():
                 loss = self.train_step()
                 bar.update(1)
                 if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and self.step < self.cfg.steps:
@@ -204,12 +230,14 @@ class Trainer:
                 if (self.checkpoint_path and self.cfg.checkpoint_every
                         and self.step % self.cfg.checkpoint_every == 0):
                     self.save(self.checkpoint_path)
-            if self.step == self.cfg.steps and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
+            finished = self.step == self.cfg.steps or self.out_of_time()
+            if finished and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
                 self.evaluate()
                 self._update_plot()
         finally:
             bar.close()
             self.history.seconds += time.perf_counter() - start
+            self._fit_start = None
         if self.checkpoint_path:
             self.save(self.checkpoint_path)
         return self.history
@@ -226,7 +254,7 @@ class Trainer:
     # -- checkpoints (safetensors: tensors + JSON metadata, nothing executable) ---------------------
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in unwrap(self.model).state_dict().items()}
         opt = self.optimizer.state_dict()
         for idx, state in opt["state"].items():
             for key, value in state.items():
@@ -254,7 +282,7 @@ class Trainer:
             meta = f.metadata()
         tensors = load_file(str(path))
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_state)
+        unwrap(self.model).load_state_dict(model_state)
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
         for k, v in tensors.items():
             if k.startswith("optim."):

@@ -24,7 +24,7 @@ def test_char_unknown_with_unk_and_specials():
     assert tok.itos[:4] == [PAD, UNK, BOS, EOS]
     ids = tok.encode("az", bos=True, eos=True)
     assert ids == [tok.bos_id, tok.id("a"), tok.unk_id, tok.eos_id]
-    assert tok.decode(ids) == "a"                      # specials skipped
+    assert tok.decode(ids) == f"a{UNK}"                 # <bos>/<eos> skipped, <unk> kept visible
     assert tok.decode(ids, skip_specials=False) == f"{BOS}a{UNK}{EOS}"
 
 

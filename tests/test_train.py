@@ -113,3 +113,22 @@ def test_save_and_load_weights_round_trip(tmp_path):
     assert meta == {"config": {"hidden": 16}}
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+
+
+def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_end():
+    import time
+
+    def slow_loss(model, batch):
+        time.sleep(0.01)                     # about 10 ms a step: 0.3 s holds some 30 steps, not 1000
+        return loss_fn(model, batch)
+
+    cfg = TrainConfig(steps=1000, lr=1e-2, warmup=2, max_seconds=0.3, log_every=1)
+    t = Trainer(Tiny(), slow_loss, get_batch, cfg, progress=False,
+                eval_fn=lambda m: {"val_loss": loss_fn(m, get_batch(10_000)).item()})
+    history = t.fit()
+    assert 5 <= t.step < 1000 and history.seconds >= 0.3
+    assert history.evals and history.evals[-1]["step"] == t.step        # the final evaluation happened
+    assert history.lrs[-1] < 0.5 * cfg.lr                                # most of the decay happened
+    assert lr_at(10, cfg, elapsed=0.3) == pytest.approx(cfg.lr / 10)     # time up: the floor
+    assert lr_at(10, cfg, elapsed=0.0) == pytest.approx(cfg.lr)
+    assert t.elapsed() is None                                           # only counts inside fit()

@@ -1,0 +1,93 @@
+"""The lesson's own BLEU against sacrebleu (the oracle), on toy corpora and on the real test split."""
+import math
+import os
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import paths
+from course_lib.metrics import bleu, bleu_by_bucket, corpus_bleu, ngram_counts
+
+HAVE_ENGFRA = bool(os.environ.get("COURSE_DATA_MIRROR")) or (paths.data_dir() / "eng-fra" / "eng-fra.txt").exists()
+
+
+def test_perfect_and_hopeless_translations():
+    refs = [["the", "black", "cat", "sleeps", "."], ["i", "am", "cold", "."]]
+    assert bleu(refs, refs) == pytest.approx(100.0)
+    assert corpus_bleu(refs, refs) == pytest.approx(100.0)
+    assert bleu([["x", "y", "z", "w"], ["q", "r", "s", "t"]], refs) == 0.0
+
+
+def test_a_case_worked_by_hand():
+    hyp = [["the", "cat", "sat", "on", "the", "mat"]]
+    ref = [["the", "cat", "is", "on", "the", "mat", "today"]]
+    # clipped matches: 1-grams 5/6, 2-grams 3/5, 3-grams 1/4, 4-grams 0/3 -> no smoothing: 0
+    assert bleu(hyp, ref) == 0.0
+    p = [5 / 6, 3 / 5, 1 / 4]
+    expected = 100 * math.exp(1 - 7 / 6) * math.exp(sum(map(math.log, p)) / 3)   # brevity: 6 words vs 7
+    assert bleu(hyp, ref, max_n=3) == pytest.approx(expected)
+
+
+def test_clipping_stops_a_repeated_word_from_scoring():
+    assert ngram_counts(["a", "b", "a", "b"], 2) == {("a", "b"): 2, ("b", "a"): 1}
+    # "the the the the" matches "the" only as often as the reference has it (twice): p1 = 2/4
+    assert bleu([["the"] * 4], [["the", "cat", "the", "end"]], max_n=1) == pytest.approx(50.0)
+
+
+words = st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=4, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(words, words), min_size=1, max_size=8))
+def test_equals_sacrebleu_whenever_no_smoothing_is_needed(pairs):
+    hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+    ours = bleu(hyps, refs)
+    if ours > 0:      # every n-gram order has a match: sacrebleu's smoothing does not apply
+        assert ours == pytest.approx(corpus_bleu(hyps, refs), abs=1e-6)
+
+
+def _perturb(sentence: list[str], rng: random.Random) -> list[str]:
+    s = list(sentence)
+    kind = rng.randrange(4)
+    if kind == 0 and len(s) > 2:
+        del s[rng.randrange(len(s))]
+    elif kind == 1 and len(s) > 2:
+        i = rng.randrange(len(s) - 1)
+        s[i], s[i + 1] = s[i + 1], s[i]
+    elif kind == 2:
+        s[rng.randrange(len(s))] = "the"
+    return s
+
+
+@pytest.mark.skipif(not HAVE_ENGFRA, reason="eng-fra not available (set COURSE_DATA_MIRROR)")
+def test_agrees_with_sacrebleu_within_half_a_point_on_the_test_split():
+    from course_lib.translation import TranslationConfig, TranslationData
+
+    data = TranslationData.build(TranslationConfig.preset("lesson"))
+    rng = random.Random(0)
+    refs = [t for _, t in data.test]
+    hyps = [_perturb(t, rng) for t in refs]
+    ours, sacre = bleu(hyps, refs), corpus_bleu(hyps, refs)
+    assert 20 < sacre < 95 and abs(ours - sacre) < 0.5, (ours, sacre)
+
+
+def test_bleu_by_bucket_splits_by_length():
+    refs = [["a", "b", "c", "d"], ["a", "b", "c", "d", "e", "f"], ["x", "y", "z", "w", "v", "u", "t"]]
+    hyps = [["a", "b", "c", "d"], ["a", "b", "c", "d", "e", "g"], ["q"] * 7]
+    out = bleu_by_bucket(hyps, refs, [2, 5, 6], edges=(3, 4, 6))
+    assert [(b["bucket"], b["n"]) for b in out] == [("1-3", 1), ("5-6", 2)]      # 4-4 is empty: left out
+    assert out[0]["bleu"] == pytest.approx(100.0)
+    assert out[1]["bleu"] == pytest.approx(corpus_bleu(hyps[1:], refs[1:]))
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="tokenised"):
+        bleu(["the cat"], [["the", "cat"]])
+    with pytest.raises(ValueError, match="tokenised"):
+        corpus_bleu([["the"]], ["the"])
+    with pytest.raises(ValueError, match="references"):
+        bleu([["a"]], [["a"], ["b"]])
+    with pytest.raises(ValueError, match="one length"):
+        bleu_by_bucket([["a"]], [["a"]], [1, 2], edges=(5,))
