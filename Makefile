@@ -46,7 +46,7 @@ data: $(STAMP)
 	$(PY) -m course_lib.data
 
 notebooks: $(STAMP)
-	$(VENV)/bin/jupytext --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
+	$(VENV)/bin/jupytext --update --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
 
 course: $(STAMP) data
 	$(PY) -m course_lib.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"

@@ -1,0 +1,422 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Sequence to sequence: translating through one vector
+#
+# **Where we are.** Lesson 01 gave us the recurrent network, a loop that folds a sequence into a hidden
+# state. Lesson 02 gave that loop a memory cell (the LSTM) so it can hold information over longer spans.
+# Both models read a sequence and produced *one output per input step*, or one label at the end.
+#
+# Translation does not fit either shape. "Je n'ai rien vu." has five words and its translation
+# "I did n't see anything." has six, and the words do not line up one to one. In 2014 two groups
+# (Sutskever, Vinyals and Le at Google; Cho and colleagues in Montreal) proposed the same answer:
+# use **two** recurrent networks.
+#
+# * **What.** An *encoder* reads the whole source sentence and boils it down to a vector. A *decoder*
+#   starts from that vector and writes the target sentence one word at a time, each word fed back in as
+#   the next input, until it writes an end-of-sentence token `<eos>`.
+# * **Why.** Input and output can now have any lengths, and the decoder can reorder, drop and add words,
+#   because it only ever talks to the encoder through that vector.
+# * **How.** Training shows the decoder the *true* previous word at every step (teacher forcing) and asks
+#   for the next one: an ordinary next-word loss. Translating a new sentence feeds the decoder its *own*
+#   previous choice instead (greedy decoding, or beam search that keeps several candidates).
+# * **When.** 2014 to 2016 this was the state of the art in machine translation, and the pattern
+#   (encode, then generate) survives in every model since, the Transformer included.
+#
+# **An analogy.** Picture a relay of two interpreters who never meet. The first listens to a French
+# sentence and may pass on only one index card of fixed size. The second reads the card and says the
+# English sentence. For "Bonjour." a card is plenty. For a twenty-word sentence with names, numbers and a
+# subordinate clause, something must be squeezed out, and the second interpreter cannot ask. That card is
+# the *fixed vector*, and this lesson measures how much it loses as sentences grow.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+device = runtime.setup(profile, seed)
+claims = Claims("03_seq2seq", profile, device)
+
+# %%
+import random
+
+import numpy as np
+import torch
+
+from course_lib import plots
+from course_lib.decoding import greedy
+from course_lib.metrics import bleu, corpus_bleu
+from course_lib.seq2seq import (ReversalConfig, Seq2Seq, Seq2SeqConfig, mean_loss, reversal_accuracy,
+                                reversal_batches_by_step, seq2seq_loss, train_config)
+from course_lib.train import Trainer
+from course_lib.translation import TranslationConfig, TranslationData, normalize
+
+# %% [markdown]
+# ## The data: French → English from Tatoeba
+#
+# The `eng-fra` file holds 167,130 sentence pairs written by volunteers of tatoeba.org (CC BY 2.0 FR,
+# via manythings.org/anki). We translate **French into English**. Before counting words, each sentence is
+# normalised: lower case, accents kept, punctuation split off, and French elisions (`j'ai` → `j' ai`) and
+# English contractions (`don't` → `do n't`) split so that `ai` and `n't` are words the model sees often.
+# French typography puts a narrow no-break space (U+202F) before `? ! :`; it becomes a plain space.
+
+# %%
+example = "Qu’est-ce que tu as vu\u202f? J'ai vu l'élève."
+print(repr(example))
+print(normalize(example, "fr"))
+print(normalize("I don't know what you've seen.", "en"))
+
+# %% [markdown]
+# **The split is shared by lessons 03, 04 and 05.** Pairs that share a sentence (the same English sentence
+# with several French versions, say) form a group, and a hash of the group decides train, validation or
+# test. So the split is the same in every process and on every machine, and no test sentence has a twin in
+# training. Sentences longer than the cap are left out, words rarer than `min_freq` become `<unk>`, and the
+# fingerprint below identifies the test set, so lessons 04 and 05 can show they score the same sentences.
+
+# %%
+data_cfg = TranslationConfig.preset(profile)
+data = TranslationData.build(data_cfg)
+info = data.describe()
+print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()})
+for src, tgt in random.Random(seed).sample(data.test, 4):
+    print(f"  {' '.join(src):45s} -> {' '.join(tgt)}")
+
+# %%
+lengths = np.bincount([len(s) for s, _ in data.test])
+plots.lines({"test pairs": (np.nonzero(lengths)[0], lengths[lengths > 0])}, "source length (words)",
+            "pairs", title="Most sentences are short; the long ones are the hard test")
+
+# %% [markdown]
+# ## Build it: encoder, decoder, teacher forcing
+#
+# `course_lib.seq2seq` holds the model the rest of the course uses. Its pieces:
+#
+# * **The recurrent cell** is a **GRU**, introduced in the same 2014 paper by Cho et al. as this
+#   encoder-decoder: a leaner cousin of lesson 02's LSTM, with two gates and no separate cell state. A
+#   *reset* gate `r` decides how much of the old state goes into the candidate `n`; an *update* gate `z`
+#   mixes old state and candidate. Here it learns a little faster than the LSTM for the same budget
+#   (`Seq2SeqConfig(cell="lstm")` switches back to lesson 02's cell).
+# * **Encoder**: an embedding and a *bidirectional* GRU (one reads left to right, one right to left; their
+#   states are laid side by side). Padding is packed away, so a short sentence in a batch of long ones gets
+#   exactly the vectors it would get alone.
+# * **The fixed vector** `c`: the encoder's final states. They also start the decoder's GRU.
+# * **Decoder**: a GRU whose input at every step is `[embedding of the previous word ; c]`, and whose
+#   next-word scores come from `tanh(W [h_t ; c])`. Feeding `c` at every step (as Cho et al. did) helps
+#   the decoder not to forget the source halfway through.
+#
+# Below, one decoder step is written out, GRU equations included, using the weights of a small
+# `course_lib` model, and checked against the model's own `decode_step`.
+
+# %%
+torch.manual_seed(seed)
+tiny = Seq2Seq(Seq2SeqConfig(src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab), embed=16, hidden=32,
+                             cell="gru", layers=1)).eval()
+dec = tiny.decoder
+
+
+def gru_cell(x, h, rnn):
+    """nn.GRU's update for one step (PyTorch stores the three blocks in the order r, z, n)."""
+    xr, xz, xn = (x @ rnn.weight_ih_l0.T + rnn.bias_ih_l0).chunk(3, dim=-1)
+    hr, hz, hn = (h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0).chunk(3, dim=-1)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)    # reset and update gates, each in (0, 1)
+    n = torch.tanh(xn + r * hn)                              # the candidate new state
+    return (1 - z) * n + z * h                               # keep some of the old, take some of the new
+
+
+def decoder_step(prev_word, h, context):
+    """One step of the fixed-context decoder, by hand."""
+    x = torch.cat([dec.embed(prev_word), context], dim=-1)    # previous word AND the source vector
+    h = gru_cell(x, h, dec.rnn)
+    scores = dec.head(torch.tanh(dec.combine(torch.cat([h, context], dim=-1))))
+    return scores, h
+
+
+batch = data.collate(data.test[:3])
+with torch.no_grad():
+    memory = tiny.encode(batch["src"], batch["src_mask"])    # memory.state: (B, layers, H), batch first
+    ours, _ = decoder_step(batch["tgt_in"][:, 0], memory.state[:, 0], memory.summary)
+    theirs, _ = tiny.decode_step(batch["tgt_in"][:, :1], None, memory, batch["src_mask"])
+step_err = (ours - theirs).abs().max().item()
+print(f"max |by hand - course_lib| = {step_err:.2e}")
+claims.check("decoder_step_by_hand_matches", step_err < 1e-5, required_at="always", max_abs_err=step_err)
+
+# %% [markdown]
+# **Teacher forcing.** For training, each target sentence becomes two rows: the decoder *reads*
+# `<bos> y1 y2 …` and must *predict* `y1 y2 … <eos>`, one position ahead. Because the true previous word
+# is always supplied, every position can be computed in one pass, and an early mistake does not derail the
+# rest of the sentence. The price: at translation time the model must live with its own guesses, which it
+# never practised (*exposure bias*). `Seq2SeqConfig.teacher_forcing < 1` mixes in its own guesses during
+# training; we keep 1.0, the fastest setting.
+
+# %%
+v = data.tgt_vocab
+for name in ("tgt_in", "tgt_out"):
+    print(f"{name:8s}", " ".join(v.itos[i] for i in batch[name][0].tolist()))
+print("src_mask", batch["src_mask"][0].int().tolist(), " (False = padding)")
+
+# %% [markdown]
+# ## Train it
+#
+# The budget is a fixed number of optimizer steps (batches of sentences of similar length, so little
+# padding), the same in lesson 04, so the two models can be compared fairly.
+
+# %%
+model_cfg = Seq2SeqConfig.preset(profile, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab),
+                                 pad_id=data.tgt_vocab.pad_id)
+torch.manual_seed(seed)
+model = Seq2Seq(model_cfg)
+val_batches = [b for _, b in data.sorted_batches(data.val, 256)]
+trainer = Trainer(model, seq2seq_loss, data.batches_by_step(seed), train_config(profile), device=device,
+                  eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name="03 seq2seq")
+history = trainer.fit()
+first, last = history.losses[0], history.losses[-1]
+print(f"train loss {first:.3f} -> {last:.3f}; val loss {history.last_eval('val_loss'):.3f} "
+      f"({history.seconds:.0f} s, {sum(p.numel() for p in model.parameters()):,} parameters)")
+claims.check("loss_falls", last < 0.8 * first, required_at="always", first=first, last=last)
+
+# %%
+plots.loss_curves({"03 seq2seq": history}, title="Teacher-forced cross-entropy per target word")
+
+# %% [markdown]
+# ## Translate: greedy decoding, written out
+#
+# To translate, the decoder starts from `<bos>`, picks its most likely word, feeds it back, and repeats
+# until `<eos>` or a length cap. `course_lib.decoding.greedy` does exactly this for any model that has
+# `encode` and `decode_step` (lesson 05's Transformer will use it too). Here is the loop by hand:
+
+# %%
+def greedy_by_hand(model, src, src_mask, max_len):
+    memory = model.encode(src, src_mask)
+    words = torch.full((len(src), 1), v.bos_id, device=src.device)
+    state = None
+    for _ in range(max_len):
+        scores, state = model.decode_step(words, state, memory, src_mask)
+        words = torch.cat([words, scores.argmax(-1, keepdim=True)], dim=1)
+    out = words[:, 1:].tolist()
+    return [row[:row.index(v.eos_id)] if v.eos_id in row else row for row in out]
+
+
+model.eval()
+batch = {k: t.to(device) for k, t in data.collate(data.test[:64]).items()}
+with torch.no_grad():
+    mine = greedy_by_hand(model, batch["src"], batch["src_mask"], 25)
+    lib = greedy(model, batch["src"], batch["src_mask"], v.bos_id, v.eos_id, 25)
+claims.check("greedy_by_hand_matches", mine == lib, required_at="always", sentences=len(mine))
+
+# %% [markdown]
+# Now the whole test set, scored with **BLEU**: the share of the output's 1-, 2-, 3- and 4-word runs that
+# also appear in the reference (each counted at most as often as the reference has it), averaged
+# geometrically, times a penalty for outputs shorter than the references. 100 means identical to the
+# references; one reference per sentence and a small model make scores in the teens normal here.
+# `corpus_bleu` calls sacrebleu, the standard implementation; `bleu` is ours, written out in
+# `course_lib.metrics` in a dozen lines. They must agree.
+
+# %%
+report = data.evaluate(model, data.test, device)
+own = bleu(report.hypotheses, report.references)
+print(f"test BLEU (sacrebleu) {report.bleu:.2f} | ours {own:.2f} | {len(report.hypotheses)} sentences")
+claims.check("own_bleu_matches_sacrebleu", abs(own - report.bleu) < 0.5, required_at="lesson",
+             sacrebleu=report.bleu, ours=own)
+
+# %%
+def show(indices, title):
+    print(title)
+    for i in indices:
+        print(f"  FR  {' '.join(report.sources[i])}\n  EN  {' '.join(report.references[i])}\n"
+              f"  MT  {' '.join(report.hypotheses[i])}\n")
+
+
+exact = [i for i, (h, r) in enumerate(zip(report.hypotheses, report.references)) if h == r]
+overlap = [len(set(h) & set(r)) / len(set(r)) for h, r in zip(report.hypotheses, report.references)]
+long_bad = sorted((i for i, s in enumerate(report.sources) if len(s) >= 12), key=lambda i: overlap[i])
+print(f"{len(exact)} of {len(report.hypotheses)} test sentences translated exactly as the reference.\n")
+show(random.Random(seed).sample(exact, min(4, len(exact))), "GOOD (exactly the reference):")
+show(long_bad[:4], "BAD (long sentences, least word overlap with the reference):")
+
+# %% [markdown]
+# The good ones are short. The bad ones are long, and typically begin plausibly and then drift away from
+# the source: the card holds the gist (who, roughly what), not every detail in order. Once it runs out of
+# specifics, the decoder carries on with what it knows best, fluent English in general, which gives
+# generic phrases and repetitions such as "the of the of the".
+#
+# ### Beam search
+#
+# Greedy decoding commits to one word at a time. **Beam search** keeps the `k` most probable partial
+# translations at every step and returns the best finished one, scored by its mean log-probability per
+# word (length normalisation: without it, the sum of log-probabilities favours short outputs, since every
+# extra word costs probability). With `k = 1` it is greedy decoding exactly.
+
+# %%
+beam_set = data.test[:data_cfg.beam_pairs] if data_cfg.beam_pairs else data.test
+sources = [s for s, _ in beam_set]
+refs = [t for _, t in beam_set]
+greedy_out = data.translate(model, sources, device)
+beam1_out = data.translate(model, sources, device, beam=1)
+beam_out = data.translate(model, sources, device, beam=data_cfg.beam)
+claims.check("beam_one_equals_greedy", beam1_out == greedy_out, required_at="always", sentences=len(sources))
+b_greedy, b_beam = corpus_bleu(greedy_out, refs), corpus_bleu(beam_out, refs)
+print(f"on {len(sources)} test pairs: greedy BLEU {b_greedy:.2f}, beam-{data_cfg.beam} BLEU {b_beam:.2f}")
+claims.check("beam_not_worse_than_greedy", b_beam >= b_greedy - 0.5, required_at="never", greedy=b_greedy,
+             beam=b_beam, k=data_cfg.beam)
+for s, g, b in [(s, g, b) for s, g, b in zip(sources, greedy_out, beam_out) if g != b][:3]:
+    print(f"  FR {' '.join(s)}\n  greedy {' '.join(g)}\n  beam   {' '.join(b)}\n")
+
+# %% [markdown]
+# ## The proof, part 1: BLEU falls as sentences get longer
+#
+# If one vector is a bottleneck, longer sources should come out worse. We group the test sentences by
+# source length and score each group on its own.
+
+# %%
+buckets = report.by_bucket
+for b in buckets:
+    print(f"  source {b['bucket']:>5s} words: {b['n']:5d} sentences, BLEU {b['bleu']:.2f}")
+mids = [(b["low"] + b["high"]) / 2 for b in buckets]
+scores = [b["bleu"] for b in buckets]
+plots.lines({"03 seq2seq (greedy)": (mids, scores)}, "source length (words, bucket middle)", "BLEU",
+            title="The fixed-vector model translates long sentences worse")
+slope = float(np.polyfit(mids, scores, 1)[0]) if len(buckets) > 1 else 0.0
+longest = scores[-1]
+claims.check("bleu_falls_with_length", slope < 0 and longest < 0.7 * max(scores[:-1] or [0.0]), required_at="lesson",
+             bleu=report.bleu, by_bucket=report.bucket_bleu(), slope_per_word=slope, fingerprint=data.fingerprint())
+
+# %% [markdown]
+# BLEU of a short bucket is also noisier (few words per sentence), so look at the trend, not single steps.
+# Sentence length is not the only thing that changes across buckets (long sentences also have rarer
+# words), so we want a cleaner test of the bottleneck alone.
+#
+# ## The proof, part 2: a task that is *only* memory
+#
+# **Reversal**: read a random sequence of symbols, write it backwards. There is no grammar to lean on and
+# no rare words; the only difficulty is carrying every symbol, in order, through the fixed vector. We train
+# on lengths drawn at random up to a maximum and then measure **exact match** (every symbol right) per length.
+
+# %%
+rev_cfg = ReversalConfig.preset(profile)
+torch.manual_seed(seed)
+rev_model = Seq2Seq(rev_cfg.model_config(attention=False))
+Trainer(rev_model, seq2seq_loss, reversal_batches_by_step(rev_cfg, seed), rev_cfg.train_config(), device=device,
+        name="03 reversal").fit()
+rev_acc = {L: reversal_accuracy(rev_model, rev_cfg, L, device) for L in rev_cfg.eval_lengths}
+print({L: round(a, 3) for L, a in rev_acc.items()})
+plots.lines({"03 seq2seq": (list(rev_acc), list(rev_acc.values()))}, "sequence length", "exact match",
+            title="Reversal through one vector", hline=(0.3, "0.3"))
+short, long_ = rev_cfg.eval_lengths[0], rev_cfg.eval_lengths[-1]
+claims.check("reversal_collapses_with_length", rev_acc[short] >= 0.9 and rev_acc[long_] <= 0.3,
+             required_at="lesson", accuracy=rev_acc, hidden=rev_cfg.hidden)
+
+# %% [markdown]
+# Short sequences are reversed perfectly; past some length the exact-match rate falls off a cliff, although
+# the task is the same and the model is trained on those lengths too. The vector has a fixed size; the
+# sequence does not.
+#
+# ## What still breaks
+#
+# * **The bottleneck.** Everything the decoder knows about the source passes through one vector, so long
+#   sentences lose detail, and the reversal task collapses with length.
+# * **No alignment.** When the decoder writes "black", nothing lets it look back at "noir"; it must hope
+#   the vector still says so.
+#
+# Lesson 04 keeps every encoder output and lets the decoder *look back* at all of them at every step, with
+# weights it learns: **attention**. Same data, same split, same budget, and we will measure the difference.
+
+# %%
+print(claims.summary())
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1: clipped n-gram precision.** Write `clipped_precision(hyp, ref, n)` returning
+# `(matches, total)`: `total` is the number of n-grams in `hyp`; `matches` counts those that also occur in
+# `ref`, each at most as many times as `ref` contains it (so "the the the" does not score three times
+# against a reference with one "the").
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_solution", "locked": false, "schema_version": 3, "solution": true}
+from collections import Counter
+
+
+def clipped_precision(hyp: list[str], ref: list[str], n: int) -> tuple[int, int]:
+    ### BEGIN SOLUTION
+    hyp_counts = Counter(tuple(hyp[i:i + n]) for i in range(len(hyp) - n + 1))
+    ref_counts = Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+    matches = sum(min(c, ref_counts[g]) for g, c in hyp_counts.items())
+    return matches, max(len(hyp) - n + 1, 0)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert clipped_precision("the the the".split(), "the cat".split(), 1) == (1, 3)
+assert clipped_precision("the cat sat".split(), "the cat sat".split(), 2) == (2, 2)
+### BEGIN HIDDEN TESTS
+import sacrebleu as _sb
+
+_rng = random.Random(1)
+for _ in range(50):
+    _h = [_rng.choice("abcd") for _ in range(_rng.randint(1, 8))]
+    _r = [_rng.choice("abcd") for _ in range(_rng.randint(1, 8))]
+    _stats = _sb.corpus_bleu([" ".join(_h)], [[" ".join(_r)]], force=True)
+    for _n in range(1, 5):
+        assert clipped_precision(_h, _r, _n) == (_stats.counts[_n - 1], _stats.totals[_n - 1])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2: the brevity penalty.** Precision alone rewards saying little: the one-word output "the"
+# has perfect unigram precision against almost any English reference. Write `brevity_penalty(hyp_len,
+# ref_len)` (total words of all hypotheses and of all references): 1 when the hypotheses are at least as
+# long as the references, `exp(1 - ref_len / hyp_len)` when shorter, and 0 when `hyp_len` is 0.
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_solution", "locked": false, "schema_version": 3, "solution": true}
+import math
+
+
+def brevity_penalty(hyp_len: int, ref_len: int) -> float:
+    ### BEGIN SOLUTION
+    if hyp_len == 0:
+        return 0.0
+    return 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+assert brevity_penalty(10, 10) == 1.0 and brevity_penalty(12, 10) == 1.0
+assert abs(brevity_penalty(5, 10) - math.exp(-1)) < 1e-12
+### BEGIN HIDDEN TESTS
+from sacrebleu.metrics.bleu import BLEU as _BLEU
+
+assert brevity_penalty(0, 7) == 0.0
+for _hl, _rl in [(1, 2), (3, 3), (9, 4), (7, 20), (100, 101)]:
+    assert abs(brevity_penalty(_hl, _rl) - _BLEU.compute_bleu([1] * 4, [1] * 4, _hl, _rl).bp) < 1e-9
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3: teacher forcing's two rows.** Write `teacher_forcing_rows(target, bos_id, eos_id)` that
+# turns a target sentence (a list of ids) into the decoder's input row and the row it must predict,
+# e.g. `[7, 8]` → `([bos, 7, 8], [7, 8, eos])`.
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_solution", "locked": false, "schema_version": 3, "solution": true}
+def teacher_forcing_rows(target: list[int], bos_id: int, eos_id: int) -> tuple[list[int], list[int]]:
+    ### BEGIN SOLUTION
+    return [bos_id] + target, target + [eos_id]
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+assert teacher_forcing_rows([7, 8], 2, 3) == ([2, 7, 8], [7, 8, 3])
+### BEGIN HIDDEN TESTS
+from course_lib.translation import collate as _collate
+
+for _t in ([], [5], [9, 10, 11, 12]):
+    _rows = _collate([[4]], [_t], 0, 2, 3)
+    assert teacher_forcing_rows(_t, 2, 3) == (_rows["tgt_in"][0].tolist(), _rows["tgt_out"][0].tolist())
+### END HIDDEN TESTS

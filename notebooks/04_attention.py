@@ -1,0 +1,384 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Attention: letting the decoder look back
+#
+# **Where we are.** Lesson 03 built an encoder-decoder that passes the whole source sentence to the
+# decoder as one fixed vector, and measured the cost: BLEU falls as sentences grow, and reversing a
+# random sequence collapses past a modest length. In 2015 Bahdanau, Cho and Bengio removed the bottleneck
+# with an idea small enough to fit in one line of maths, and large enough that every model since is
+# built on it: **attention**.
+#
+# * **What.** Keep *all* the encoder's outputs `h_1 … h_S`, one per source word. Before writing each
+#   target word, the decoder scores every `h_j` against its own current state, turns the scores into
+#   weights that sum to one, and reads the weighted average: a *context vector* made fresh for this word.
+# * **Why.** The decoder no longer has to hope the one vector still holds the detail it needs; it can go
+#   back and fetch it. And the weights are readable: they show which source words each output word used.
+# * **How.** The additive score, with `s` the decoder's previous state:
+#
+#   `e_tj = vᵀ tanh(W s_{t-1} + U h_j)`,  `α_tj = softmax_j(e_tj)`,  `c_t = Σ_j α_tj h_j`.
+#
+#   `W`, `U` and `v` are learned with everything else; no one tells the model which words align.
+#   The decoder then works exactly as in lesson 03, with `c_t` where the fixed vector used to be.
+# * **When.** 2015 onwards: it closed most of the gap to phrase-based systems on long sentences, and two
+#   years later the Transformer (lesson 05) kept the attention and dropped the recurrence.
+#
+# **An analogy.** Lesson 03's second interpreter had only an index card. Now they get the French text
+# itself and a highlighter. Before saying each English word they sweep the highlighter over the French,
+# pressing hard on the words that matter for *this* word and barely touching the rest, and speak from what
+# is highlighted. The highlighting moves as the sentence goes on, and nothing has to fit on a card.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+device = runtime.setup(profile, seed)
+claims = Claims("04_attention", profile, device)
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib import paths, plots
+from course_lib.attention import AdditiveAttention
+from course_lib.seq2seq import (ReversalConfig, Seq2Seq, Seq2SeqConfig, mean_loss, reversal_accuracy,
+                                reversal_batch, reversal_batches_by_step, seq2seq_loss, train_config)
+from course_lib.train import Trainer
+from course_lib.translation import TranslationConfig, TranslationData, normalize
+
+# %% [markdown]
+# ## Build it: the additive score, written out
+#
+# Here is the whole mechanism in a few lines, checked against `course_lib.attention.AdditiveAttention`
+# (the module the models use) with the same weights. The mask marks real source words (`True`) and padding
+# (`False`); padding gets a score of minus infinity, so its weight after the softmax is exactly zero.
+
+# %%
+def additive_attention(query, keys, mask, W, U, b, v):
+    """query (B, q): decoder state; keys (B, S, k): encoder outputs; mask (B, S): True at real words."""
+    scores = torch.tanh(keys @ U.T + b + (query @ W.T)[:, None, :]) @ v      # (B, S): one score per word
+    weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    return (weights[:, :, None] * keys).sum(dim=1), weights                  # context (B, k), weights
+
+
+torch.manual_seed(seed)
+attn = AdditiveAttention(query_dim=6, key_dim=4, attn_dim=5)
+query, keys = torch.randn(2, 6), torch.randn(2, 5, 4)
+mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+with torch.no_grad():
+    ours = additive_attention(query, keys, mask, attn.query_proj.weight, attn.key_proj.weight,
+                              attn.key_proj.bias, attn.v.weight[0])
+    lib = attn(query, keys, mask)
+err = max((a - b).abs().max().item() for a, b in zip(ours, lib))
+print("weights:\n", lib[1].numpy().round(3))
+print(f"rows sum to {lib[1].sum(-1).tolist()}; max |by hand - course_lib| = {err:.1e}")
+claims.check("additive_attention_by_hand_matches", err < 1e-6, required_at="always", max_abs_err=err)
+
+# %% [markdown]
+# In `course_lib.seq2seq`, `AttentionDecoder` is lesson 03's `Decoder` with one method replaced: where the
+# old `context()` returned the same summary vector at every step, the new one calls this attention with
+# the decoder's previous state as the query. `U h_j` does not change while a sentence is decoded, so it is
+# computed once per sentence (`project_keys`) rather than at every step.
+#
+# ## Same data, same split, same budget
+#
+# The split is a function of the sentences and a seed only, so this is lesson 03's test set; the
+# fingerprint proves it (and is compared with lesson 03's results file when that exists).
+
+# %%
+data_cfg = TranslationConfig.preset(profile)
+data = TranslationData.build(data_cfg)
+info = data.describe()
+print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()})
+results_03 = paths.results_dir() / "03_seq2seq.json"
+if results_03.exists():
+    rec = {c["name"]: c for c in json.loads(results_03.read_text())["claims"]}
+    fp03 = rec.get("bleu_falls_with_length", {}).get("metrics", {}).get("fingerprint")
+    print(f"lesson 03's results: test fingerprint {fp03} -> same test set: {fp03 == data.fingerprint()}")
+
+# %% [markdown]
+# To compare fairly, both models are trained **here, with the same budget** (steps, batches, learning rate,
+# seed and sizes); they differ only by the attention module. The baseline is exactly lesson 03's model,
+# so its numbers match lesson 03's.
+
+# %%
+val_batches = [b for _, b in data.sorted_batches(data.val, 256)]
+
+
+def train_translator(attention: bool, name: str):
+    cfg = Seq2SeqConfig.preset(profile, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab),
+                               pad_id=data.tgt_vocab.pad_id, attention=attention)
+    torch.manual_seed(seed)
+    model = Seq2Seq(cfg)
+    history = Trainer(model, seq2seq_loss, data.batches_by_step(seed), train_config(profile), device=device,
+                      eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name=name).fit()
+    print(f"{name}: val loss {history.last_eval('val_loss'):.3f}, {history.seconds:.0f} s, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    return model, history
+
+
+base, base_hist = train_translator(False, "03 seq2seq")
+attn_model, attn_hist = train_translator(True, "04 attention")
+claims.check("loss_falls", attn_hist.losses[-1] < 0.8 * attn_hist.losses[0], required_at="always",
+             first=attn_hist.losses[0], last=attn_hist.losses[-1])
+plots.loss_curves({"03 seq2seq": base_hist, "04 attention": attn_hist}, title="Same budget, two decoders")
+
+# %% [markdown]
+# The attention model's weights on a real padded batch must behave like the toy ones: each row sums to
+# one, and padding gets nothing.
+
+# %%
+batch = {k: t.to(device) for k, t in data.collate(data.test[:64]).items()}
+attn_model.eval()
+with torch.no_grad():
+    _, weights = attn_model(batch["src"], batch["src_mask"], batch["tgt_in"])   # (B, T, S)
+pad = ~batch["src_mask"][:, None, :].expand_as(weights)
+sum_err = (weights.sum(-1) - 1).abs().max().item()
+claims.check("attention_weights_sum_to_one_and_skip_padding", sum_err < 1e-5 and weights[pad].abs().max() == 0,
+             required_at="always", max_sum_err=sum_err, padded_entries=int(pad.sum()))
+
+# %% [markdown]
+# ## The proof, part 1: BLEU, overall and by sentence length
+
+# %%
+base_report = data.evaluate(base, data.test, device)
+attn_report = data.evaluate(attn_model, data.test, device)
+print(f"test BLEU: 03 seq2seq {base_report.bleu:.2f} | 04 attention {attn_report.bleu:.2f}")
+print(f"{'source words':>12s} {'n':>6s} {'03':>7s} {'04':>7s} {'ratio':>6s}")
+
+
+def ratio(new: float, old: float) -> float:
+    return new / old if old > 0 else float("inf")
+
+
+for b3, b4 in zip(base_report.by_bucket, attn_report.by_bucket):
+    print(f"{b3['bucket']:>12s} {b3['n']:6d} {b3['bleu']:7.2f} {b4['bleu']:7.2f} {ratio(b4['bleu'], b3['bleu']):6.2f}")
+mids = [(b["low"] + b["high"]) / 2 for b in base_report.by_bucket]
+plots.lines({"03 seq2seq": (mids, [b["bleu"] for b in base_report.by_bucket]),
+             "04 attention": (mids, [b["bleu"] for b in attn_report.by_bucket])},
+            "source length (words, bucket middle)", "BLEU (greedy)", title="BLEU by source length, same test set")
+
+# %%
+longest3, longest4 = base_report.by_bucket[-1]["bleu"], attn_report.by_bucket[-1]["bleu"]
+claims.check("attention_beats_seq2seq_bleu", attn_report.bleu > base_report.bleu, required_at="lesson",
+             seq2seq=base_report.bleu, attention=attn_report.bleu, fingerprint=data.fingerprint(),
+             seq2seq_by_bucket=base_report.bucket_bleu(), attention_by_bucket=attn_report.bucket_bleu())
+claims.check("longest_bucket_bleu_1_5x", longest4 >= 1.5 * longest3, required_at="lesson",
+             bucket=base_report.by_bucket[-1]["bucket"], seq2seq=longest3, attention=longest4,
+             ratio=ratio(longest4, longest3))
+
+# %% [markdown]
+# Attention helps everywhere, and most where the fixed vector struggled most: the longest sentences.
+# The absolute numbers are modest (a few minutes of CPU training, one reference per sentence, lower-cased
+# word-level BLEU): what matters is the comparison, made on the same sentences with the same budget.
+#
+# ## The proof, part 2: reversal, where lesson 03 collapsed
+
+# %%
+rev_cfg = ReversalConfig.preset(profile)
+rev_acc, rev_models = {}, {}
+for attention, name in ((False, "03 seq2seq"), (True, "04 attention")):
+    torch.manual_seed(seed)
+    m = Seq2Seq(rev_cfg.model_config(attention=attention))
+    Trainer(m, seq2seq_loss, reversal_batches_by_step(rev_cfg, seed), rev_cfg.train_config(), device=device,
+            name=f"{name} reversal").fit()
+    rev_models[name] = m
+    rev_acc[name] = {L: reversal_accuracy(m, rev_cfg, L, device) for L in rev_cfg.eval_lengths}
+    print(name, {L: round(a, 3) for L, a in rev_acc[name].items()})
+plots.lines({name: (list(acc), list(acc.values())) for name, acc in rev_acc.items()}, "sequence length",
+            "exact match", title="Reversal: one vector vs attention", hline=(0.9, "0.9"))
+
+# %%
+solved = [L for L in rev_cfg.eval_lengths if rev_acc["04 attention"][L] >= 0.9 and rev_acc["03 seq2seq"][L] <= 0.3]
+claims.check("reversal_solved_where_seq2seq_fails", bool(solved), required_at="lesson",
+             lengths=solved, seq2seq=rev_acc["03 seq2seq"], attention=rev_acc["04 attention"])
+
+# %% [markdown]
+# What did the attention model learn? To write the first output symbol it must look at the *last* input
+# symbol, then the one before, and so on: the weights should form the anti-diagonal.
+
+# %%
+def attention_map(model, src, src_mask, tgt_in):
+    with torch.no_grad():
+        model.eval()
+        return model(src.to(device), src_mask.to(device), tgt_in.to(device))[1][0].cpu()
+
+
+rv = rev_cfg.vocab()
+L = rev_cfg.eval_lengths[len(rev_cfg.eval_lengths) // 2]
+example = reversal_batch(rev_cfg, 1, L, torch.Generator().manual_seed(seed))
+w = attention_map(rev_models["04 attention"], example["src"], example["src_mask"], example["tgt_in"])
+plots.heatmap(w, xlabels=rv.decode_ids(example["src"][0], skip_specials=False),
+              ylabels=rv.decode_ids(example["tgt_out"][0], skip_specials=False), xlabel="input", ylabel="output",
+              title=f"Reversal, length {L}: attention weights")
+
+# %% [markdown]
+# ## Looking inside: alignments on real sentences
+#
+# The same picture for translation: rows are the words the model wrote (the model's own greedy output),
+# columns the French words it read; each row is one softmax, so it sums to one. Where French and English
+# keep the same word order we expect a rough diagonal; adjectives that follow the noun in French
+# ("chat noir") and precede it in English ("black cat") should cross it.
+
+# %%
+tv = data.tgt_vocab
+
+
+def align(sentence: list[str]):
+    """Translate one tokenised French sentence greedily; return its words, the output and the weights."""
+    out = data.translate(attn_model, [sentence], device)[0]
+    b = data.collate([(sentence, out)])
+    return [data.src_vocab.itos[i] for i in b["src"][0].tolist()], out + ["<eos>"], \
+        attention_map(attn_model, b["src"], b["src_mask"], b["tgt_in"])
+
+
+def show_alignment(sentence, title, ax):
+    src_words, out_words, w = align(sentence)
+    plots.heatmap(w, xlabels=src_words, ylabels=out_words, title=title, ax=ax, colorbar=False)
+    return src_words, out_words, w
+
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+show_alignment(normalize("Le chat noir dort sur le canapé.", "fr"), "an adjective after its noun", axes[0])
+colour_words = {"noir", "noire", "blanc", "blanche", "rouge", "bleu", "bleue", "vert", "verte"}
+candidates = [s for s, t in data.test if colour_words & set(s) and 6 <= len(s) <= 10]
+real = candidates[0] if candidates else data.test[0][0]
+show_alignment(real, "a test sentence", axes[1])
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **And one where it goes wrong.** The longest test sentences are where the model fails most. Two things to
+# look for in the map below: source words that no output row attends to (their content is usually missing
+# from the translation), and rows whose weight is smeared thinly over many words (the decoder did not know
+# where to look, and tends to fall back on frequent words or repeat itself). The printout lists both.
+
+# %%
+overlap = [len(set(h) & set(r)) / len(set(r)) for h, r in zip(attn_report.hypotheses, attn_report.references)]
+long_ids = [i for i, s in enumerate(attn_report.sources) if len(s) >= 12] or list(range(len(attn_report.sources)))
+worst = min(long_ids, key=lambda i: overlap[i])
+src_words, out_words, w = align(attn_report.sources[worst])
+plots.heatmap(w, xlabels=src_words, ylabels=out_words, title="a long sentence the model gets wrong",
+              xlabel="French (read)", ylabel="English (written)")
+print("reference:  ", " ".join(attn_report.references[worst]))
+print("translation:", " ".join(out_words[:-1]))
+coverage = w.sum(0)                     # total attention each source word received over the whole output
+ignored = [src_words[j] for j in range(len(src_words)) if coverage[j] < 0.3]
+smeared = [out_words[t] for t in range(len(out_words)) if w[t].max() < 0.3]
+print("source words hardly looked at (total weight < 0.3):", ignored)
+print("output words written while attention was spread out (max weight < 0.3):", smeared)
+
+# %% [markdown]
+# Reading the failures this way is the practical value of attention maps: the ignored French words are
+# usually the ones whose meaning is absent from the English, and a run of smeared rows usually lines up
+# with the vague or repeated part of the output. Often the trigger is a rare word that became `<unk>`, or
+# a construction seen too rarely in a few minutes of training.
+#
+# ## What still breaks
+#
+# * **It is still a loop.** The decoder's step *t* needs its state from step *t − 1*, and the query of the
+#   attention is that state, so even with teacher forcing the target positions are computed one after
+#   another. Training time: 03 seq2seq vs 04 attention, same steps:
+
+# %%
+print(f"03 seq2seq   {base_hist.seconds:6.1f} s for {train_config(profile).steps} steps")
+print(f"04 attention {attn_hist.seconds:6.1f} s  (the fixed-context decoder runs the whole target in one "
+      "fused GRU call; the attention decoder cannot)")
+
+# %% [markdown]
+# * **The encoder is sequential too**, and attention costs one score per (source word, target word) pair:
+#   N × M work per sentence.
+#
+# Lesson 05 asks: if attention can fetch whatever the decoder needs, why keep the recurrence at all? The
+# Transformer uses attention for everything (within the source, within the target, and between them), so
+# every position of a sentence is computed at once.
+
+# %%
+print(claims.summary())
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1: the masked softmax.** Write `masked_softmax(scores, mask)`: a softmax over the last
+# dimension of `scores` (B, S) in which positions where `mask` is False get weight exactly 0 and the rest
+# sum to 1.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_solution", "locked": false, "schema_version": 3, "solution": true}
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+_w = masked_softmax(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[True, True, False]]))
+assert _w[0, 2] == 0 and abs(_w.sum().item() - 1) < 1e-6
+### BEGIN HIDDEN TESTS
+_g = torch.Generator().manual_seed(0)
+for _n in range(1, 6):
+    _s = torch.randn(3, 6, generator=_g) * 5
+    _m = torch.arange(6)[None].expand(3, 6) < _n
+    _out = masked_softmax(_s, _m)
+    torch.testing.assert_close(_out[:, :_n], torch.softmax(_s[:, :_n], dim=-1))
+    assert (_out[:, _n:] == 0).all()
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2: the additive score.** Given an `AdditiveAttention` module `att`, a query (B, q) and keys
+# (B, S, k), return the raw scores `e` (B, S) = `vᵀ tanh(W query + U key_j + b)` using the module's
+# `query_proj` (W), `key_proj` (U and b) and `v`, without calling `att(...)` itself.
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_solution", "locked": false, "schema_version": 3, "solution": true}
+def additive_scores(att: AdditiveAttention, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    return att.v(torch.tanh(att.key_proj(keys) + att.query_proj(query)[:, None, :])).squeeze(-1)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_att = AdditiveAttention(3, 2, 4)
+assert additive_scores(_att, torch.randn(5, 3), torch.randn(5, 7, 2)).shape == (5, 7)
+### BEGIN HIDDEN TESTS
+torch.manual_seed(1)
+_att = AdditiveAttention(6, 4, 5)
+_q, _k = torch.randn(3, 6), torch.randn(3, 8, 4)
+with torch.no_grad():
+    _ref = _att(_q, _k, torch.ones(3, 8, dtype=torch.bool))[1]
+    torch.testing.assert_close(torch.softmax(additive_scores(_att, _q, _k), -1), _ref)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3: reading an alignment.** Given attention weights (T, S) for one sentence and the words on
+# both axes, return the *hard alignment*: for each output word, the source word with the largest weight,
+# as a list of `(output_word, source_word)` pairs.
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_solution", "locked": false, "schema_version": 3, "solution": true}
+def hard_alignment(weights: torch.Tensor, src_words: list[str], out_words: list[str]) -> list[tuple[str, str]]:
+    ### BEGIN SOLUTION
+    return [(out_words[t], src_words[j]) for t, j in enumerate(weights.argmax(dim=-1).tolist())]
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+_w = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+assert hard_alignment(_w, ["chat", "noir"], ["black", "cat"]) == [("black", "noir"), ("cat", "chat")]
+### BEGIN HIDDEN TESTS
+_g = torch.Generator().manual_seed(2)
+_w = torch.softmax(torch.randn(4, 6, generator=_g), -1)
+_src, _out = [f"s{j}" for j in range(6)], [f"o{t}" for t in range(4)]
+assert hard_alignment(_w, _src, _out) == [(f"o{t}", f"s{int(_w[t].argmax())}") for t in range(4)]
+### END HIDDEN TESTS

@@ -1,0 +1,714 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · The Transformer: attention is all you need
+#
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | LSTM | Seq2Seq | Attention | **Transformer ← you are here** | GPT / BERT | RLHF |
+#
+# Lesson 04 gave the decoder a way to look back at every source word instead of squinting at one summary
+# vector, and translation of long sentences improved. But the model was still *recurrent*: to compute
+# position 10 it must first compute positions 1 to 9, one after another. However many processor cores you
+# own, a 30-word sentence is 30 sequential steps. In 2017 Vaswani and colleagues asked a blunt question: if
+# attention is doing the useful work, why keep the recurrence at all?
+#
+# **What.** A Transformer is a stack of layers that each do two things: **self-attention** (every token
+# gathers information from every other token of the same sentence) and a small **feed-forward network**
+# applied to each position on its own. Each of those sits inside a **residual connection** with a
+# **LayerNorm**. An encoder stack reads the source; a decoder stack writes the translation, with one extra
+# attention, **cross-attention**, that looks at the encoder's output (lesson 04's idea, now in dot-product
+# form). Nothing is recurrent.
+#
+# **Why.** Three reasons. (1) *Direct paths*: any two words are one attention step apart, whatever the
+# distance between them, so "it" can find "the animal" ten words back without passing the message through
+# ten hidden states. (2) *Parallel training*: with the whole target sentence known (teacher forcing), every
+# position of every layer is computed at once, as a few large matrix multiplications, exactly what GPUs (and
+# even our two CPU cores) are good at. (3) *It scales*: more layers and wider layers keep paying off, which
+# is the road to GPT and BERT.
+#
+# **How.** Each token turns its vector into three: a **query** ("what am I looking for?"), a **key** ("what
+# do I offer?") and a **value** ("what I will hand over if chosen"). A token's score for another token is
+# the dot product of its query with that token's key, divided by $\sqrt{d}$; a softmax turns the scores into
+# weights that sum to one; the output is the weighted average of the values:
+#
+# $$\text{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V .$$
+#
+# **Multi-head** attention runs several of these side by side on smaller slices, so one head can track
+# grammar while another tracks meaning. Because the formula never looks at *where* a token is, we add a
+# **positional encoding** to each token's embedding. And a **mask** says who may look at whom: nobody looks at
+# padding, and while writing a translation, no word may look at the words after it.
+#
+# **When.** Since 2017 Transformers have replaced recurrent networks almost everywhere in language (and
+# then in vision, speech and protein folding). RNNs keep a niche where memory is tight and sequences are
+# endless, because attention's cost grows with the *square* of the length; section 6 measures that.
+#
+# **An analogy.** A recurrent network is a relay of messengers: each one hears the message from the one
+# before, adds a little, and runs on; nobody can start before the previous runner arrives, and details fade
+# along the way. A Transformer layer is a round-table meeting. Everyone at the table writes a question on a
+# card (query) and wears a badge saying what they know (key). Each person reads every badge, decides whose
+# notes (values) answer their question best, and updates their own notes from them, all at the same moment.
+# Several parallel conversations on different topics are the heads; another round of the meeting is the next
+# layer; the seat numbers are the positional encoding (without them, the table cannot tell who spoke first).
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+
+device = runtime.setup(profile, seed)
+claims = Claims("05_transformer", profile, device)
+
+# %%
+import copy
+import json
+import math
+import random
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_lib import paths, plots
+from course_lib.attention import (MultiHeadAttention, as_torch_attention, causal_mask, padding_mask,
+                                  record_attention, scaled_dot_product_attention)
+from course_lib.transformer import (DecoderLayer, EncoderLayer, Transformer, TransformerConfig,
+                                    TranslationRecipe, as_torch_layer, sinusoidal_encoding)
+
+# %% [markdown]
+# ## 1. Scaled dot-product attention, written out
+#
+# A handful of lines. `q` holds one query per row, `k` and `v` one key and one value per row; any leading
+# dimensions (batch, heads) just come along. The mask is boolean, **True where a query may look**.
+
+# %%
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])   # (.., queries, keys): every pair at once
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))      # exp(-inf) = 0: hidden keys get no weight
+    weights = scores.softmax(dim=-1)                            # each row sums to one
+    return weights @ v, weights
+
+
+# %% [markdown]
+# **Why divide by $\sqrt{d}$?** A dot product of two random $d$-dimensional vectors has a spread of about
+# $\sqrt{d}$. With $d = 256$, raw scores differ by tens, and the softmax of such numbers puts nearly all the
+# weight on one key: the attention becomes a hard lookup whose gradient is almost zero everywhere else.
+# Dividing by $\sqrt{d}$ brings the spread back to about 1.
+
+# %%
+g = torch.Generator().manual_seed(seed)
+q_demo, k_demo = torch.randn(1, 256, generator=g), torch.randn(10, 256, generator=g)
+raw = (q_demo @ k_demo.T).softmax(-1)
+scaled = (q_demo @ k_demo.T / math.sqrt(256)).softmax(-1)
+print(f"largest of 10 weights without scaling: {raw.max():.3f}   with 1/sqrt(d): {scaled.max():.3f}")
+
+# %% [markdown]
+# Now the check that matters: our lines against `course_lib`'s version (which the rest of the course
+# uses) and against PyTorch's own fused kernel `F.scaled_dot_product_attention`, with a causal mask.
+
+# %%
+q, k, v = (torch.randn(2, 4, 7, 16, generator=g) for _ in range(3))
+mask = causal_mask(7)
+ours, _ = attention(q, k, v, mask)
+gap_lib = (ours - scaled_dot_product_attention(q, k, v, mask)[0]).abs().max().item()
+gap_sdpa = (ours - F.scaled_dot_product_attention(q, k, v, attn_mask=mask)).abs().max().item()
+print(f"max |difference|: vs course_lib {gap_lib:.1e}, vs F.scaled_dot_product_attention {gap_sdpa:.1e}")
+claims.check("attention_matches_sdpa", max(gap_lib, gap_sdpa) <= 1e-5, required_at="always",
+             gap_course_lib=gap_lib, gap_sdpa=gap_sdpa);
+
+# %% [markdown]
+# ## 2. Masks: who may look at whom
+#
+# Two masks, both built in one place (`course_lib.attention`) so that GPT and BERT reuse them:
+#
+# * **padding**: sentences in a batch have different lengths, so short ones are filled with `<pad>`. Nobody
+#   should attend to padding. `padding_mask(tokens, pad_id)` is True at real tokens, shaped
+#   (batch, 1, 1, keys) so it applies to every head and every query.
+# * **causal**: while writing a translation, position $i$ may only look at positions $\le i$; otherwise,
+#   during training, it could simply copy the next word from the answer it is being taught. It is a
+#   lower-triangular matrix.
+
+# %%
+tokens_demo = torch.tensor([[5, 6, 7, 8, 9, 3], [5, 6, 3, 0, 0, 0]])        # 0 = <pad>, 3 = <eos>
+fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+plots.heatmap(padding_mask(tokens_demo, 0)[1, 0].expand(6, 6).float(), ax=axes[0], show=False, colorbar=False,
+              title="padding mask (a 3-token sentence)", xlabel="key", ylabel="query")
+plots.heatmap(causal_mask(6).float(), ax=axes[1], show=False, colorbar=False, title="causal mask",
+              xlabel="key", ylabel="query")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. Multi-head attention
+#
+# One attention can only produce one weighted average per token. Multi-head attention first projects each
+# token into queries, keys and values with learned matrices, splits those vectors into `n_heads` slices,
+# runs attention on every slice independently (in parallel: the heads are just one more batch dimension),
+# puts the slices side by side again and mixes them with one more matrix. Here it is, written out with the
+# weights of a `course_lib` module, then compared with that module and with PyTorch's `nn.MultiheadAttention`
+# holding the same weights.
+
+# %%
+def multi_head(x, mha, mask=None):
+    B, L, D = x.shape
+    split = lambda t: t.view(B, L, mha.n_heads, D // mha.n_heads).transpose(1, 2)   # (B, heads, L, D/heads)
+    out, _ = attention(split(mha.q_proj(x)), split(mha.k_proj(x)), split(mha.v_proj(x)), mask)
+    return mha.out_proj(out.transpose(1, 2).reshape(B, L, D))                       # heads side by side, mixed
+
+
+torch.manual_seed(seed)
+mha = MultiHeadAttention(d_model=32, n_heads=4).eval()
+x_demo = torch.randn(2, 6, 32, generator=g)
+with torch.no_grad():
+    mine = multi_head(x_demo, mha, padding_mask(tokens_demo, 0))
+    lib = mha(x_demo, mask=padding_mask(tokens_demo, 0))
+    torch_out, _ = as_torch_attention(mha).eval()(x_demo, x_demo, x_demo, key_padding_mask=tokens_demo == 0)
+gaps = {"course_lib": (mine - lib).abs().max().item(), "nn.MultiheadAttention": (mine - torch_out).abs().max().item()}
+print({k_: f"{v_:.1e}" for k_, v_ in gaps.items()}, "(PyTorch's key_padding_mask is True at *padding*)")
+claims.check("multi_head_matches_pytorch", max(gaps.values()) <= 1e-5, required_at="always",
+             gap_course_lib=gaps["course_lib"], gap_torch=gaps["nn.MultiheadAttention"]);
+
+# %% [markdown]
+# ## 4. Where is each word? Sinusoidal positions
+#
+# Shuffle the words of a sentence and attention produces the same outputs, shuffled the same way: it sees a
+# *set* of tokens, not a sequence. (Section 10 proves this exactly.) The fix of the original paper is to add to
+# each token's embedding a fixed vector that depends only on its position $p$:
+#
+# $$PE_{p,\,2i} = \sin\!\big(p / 10000^{2i/d}\big), \qquad PE_{p,\,2i+1} = \cos\!\big(p / 10000^{2i/d}\big).$$
+#
+# Think of each pair of dimensions as a clock hand turning at its own speed: the first pair spins once every
+# $2\pi \approx 6$ positions, the last one barely moves over thousands. Read together, the hands give every
+# position a unique time stamp, and moving $k$ positions along is the same rotation wherever you start, so
+# "two words apart" looks the same at the beginning and at the end of a sentence (exercise 2 shows it).
+
+# %%
+def positions(max_len, d):
+    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(0, d, 2) / d)
+    pe = torch.zeros(max_len, d)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
+    return pe
+
+
+pe = positions(60, 64)
+print(f"max |difference| vs course_lib.transformer.sinusoidal_encoding: "
+      f"{(pe - sinusoidal_encoding(60, 64)).abs().max().item():.1e}")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+plots.heatmap(pe.T, ax=axes[0], show=False, title="PE: dimension (rows) by position (columns)",
+              xlabel="position", ylabel="dimension", cmap="RdBu")
+plots.heatmap(pe @ pe.T, ax=axes[1], show=False, title="PE[p] · PE[q]: depends on |p - q| only",
+              xlabel="position q", ylabel="position p")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 5. The layers: residual connections, LayerNorm, feed-forward
+#
+# An encoder layer is self-attention then the feed-forward network, each wrapped as
+# `x = x + sublayer(LayerNorm(x))`. The `x +` is the residual connection: the layer only has to learn a
+# *correction* to its input, and gradients have a straight road back to the first layers (the LSTM's
+# conveyor belt from lesson 02, in a new place). A decoder layer has three sublayers: *masked* self-attention
+# over the translation so far, cross-attention to the encoder's output, and the feed-forward network.
+#
+# Written out with the weights of a `course_lib` layer, and checked against the layer itself and against
+# PyTorch's `nn.TransformerEncoderLayer` / `nn.TransformerDecoderLayer` holding the same weights:
+
+# %%
+def my_encoder_layer(x, layer, mask=None):          # pre-norm
+    x = x + multi_head(layer.attn_block.norm(x), layer.self_attn, mask)
+    return x + layer.ff.linear2(F.relu(layer.ff.linear1(layer.ff_block.norm(x))))
+
+
+torch.manual_seed(seed)
+layer_gaps = {}
+with torch.no_grad():
+    enc = EncoderLayer(32, 4, 64, dropout=0.0).eval()
+    key_real = padding_mask(tokens_demo, 0)
+    layer_gaps["written-out vs course_lib encoder"] = (my_encoder_layer(x_demo, enc, key_real)
+                                                      - enc(x_demo, key_real)).abs().max().item()
+    memory_demo = torch.randn(2, 6, 32, generator=g)
+    for norm_first in (True, False):
+        name = "pre-norm" if norm_first else "post-norm"
+        enc = EncoderLayer(32, 4, 64, dropout=0.0, norm_first=norm_first).eval()
+        ref = as_torch_layer(enc).eval()(x_demo, src_key_padding_mask=tokens_demo == 0)
+        layer_gaps[f"encoder {name} vs PyTorch"] = (enc(x_demo, key_real) - ref)[tokens_demo != 0].abs().max().item()
+        dec = DecoderLayer(32, 4, 64, dropout=0.0, norm_first=norm_first).eval()
+        ref = as_torch_layer(dec).eval()(x_demo, memory_demo, tgt_mask=~causal_mask(6),
+                                         memory_key_padding_mask=tokens_demo == 0)
+        layer_gaps[f"decoder {name} vs PyTorch"] = (dec(x_demo, memory_demo, key_real) - ref).abs().max().item()
+for name, gap in layer_gaps.items():
+    print(f"{name:36s} max |difference| {gap:.1e}")
+claims.check("layers_match_pytorch", max(layer_gaps.values()) <= 1e-5, required_at="always",
+             worst_gap=max(layer_gaps.values()));
+
+# %% [markdown]
+# (The encoder comparison skips padded positions: in evaluation mode PyTorch's fused encoder path may write
+# zeros there, and nothing ever reads them.)
+#
+# **Pre-norm or post-norm?** The 2017 paper normalised *after* adding the residual, `x = LN(x + sublayer(x))`
+# (post-norm). Most models since GPT-2 normalise *before* the sublayer (pre-norm, our default; both are in
+# `course_lib`). The difference shows in what flows along the residual road. In post-norm every layer's
+# output is squeezed back to unit scale, so a layer's contribution and the signal from below are mixed and
+# renormalised at every step; deep post-norm stacks are known to need a careful learning-rate warm-up to
+# train at all. In pre-norm the road is never normalised: each layer adds its correction on top, the
+# stream grows, and gradients reach the bottom layers through plain additions. Here is the size of the
+# residual stream after each layer of a freshly initialised 6-layer encoder:
+
+# %%
+def residual_scale(norm_first):
+    torch.manual_seed(seed)
+    model = Transformer(TransformerConfig(src_vocab=100, tgt_vocab=100, d_model=64, n_heads=4, encoder_layers=6,
+                                          d_ff=256, dropout=0.0, norm_first=norm_first)).eval()
+    src = torch.randint(4, 100, (8, 12), generator=torch.Generator().manual_seed(seed))
+    x, scales = model.embed(src, model.src_embed), []
+    with torch.no_grad():
+        for layer in model.encoder:
+            x = layer(x)
+            scales.append(x.pow(2).mean().sqrt().item())
+    return scales
+
+
+plots.lines({"pre-norm": (range(1, 7), residual_scale(True)), "post-norm": (range(1, 7), residual_scale(False))},
+            xlabel="encoder layer", ylabel="RMS of the residual stream", title="what each arrangement keeps");
+
+# %% [markdown]
+# ## 6. The data: the same eng-fra split as lessons 03 and 04
+#
+# `course_lib.translation` gives every translation lesson the same tokenisation, the same fixed train / val /
+# test split (a hash of each English sentence decides its side) and the same BLEU. The fingerprint below is a
+# hash of the test sentences: equal fingerprints mean lessons 03, 04 and 05 were scored on the same test set.
+
+# %%
+from course_lib.rnn import count_parameters
+from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig, mean_loss, seq2seq_loss
+from course_lib.seq2seq import train_config as rnn_train_config
+from course_lib.train import Trainer, make_optimizer, to_device
+from course_lib.translation import TranslationConfig, TranslationData
+
+data = TranslationData.build(TranslationConfig.preset(profile))
+info = data.describe()
+print({k_: (round(v_, 4) if isinstance(v_, float) else v_) for k_, v_ in info.items()})
+vocab = dict(src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab), pad_id=data.tgt_vocab.pad_id)
+recipe = TranslationRecipe.preset(profile)
+
+
+def new_transformer():
+    torch.manual_seed(seed)
+    return Transformer(TransformerConfig.preset(profile, **vocab)).to(device)
+
+
+def new_rnn():                      # lesson 04's model: bidirectional GRU encoder, GRU decoder with attention
+    torch.manual_seed(seed)
+    return Seq2Seq(Seq2SeqConfig.preset(profile, attention=True, **vocab)).to(device)
+
+
+makers = {"Transformer": new_transformer, "attention GRU (lesson 04)": new_rnn}
+params = {name: count_parameters(make()) for name, make in makers.items()}
+print({name: f"{n / 1e6:.2f} M parameters" for name, n in params.items()})
+
+# %% [markdown]
+# ## 7. Parallelism, measured
+#
+# Both models now train on *exactly the same batches*, one step of one model, then one step of the other,
+# so that any slowdown of the machine hits both alike. We count **target tokens per second**: the words of
+# the translations they learn from, padding excluded. The recurrent decoder walks through a sentence one
+# word at a time (each step a handful of small matrix products that must wait for the previous step); the
+# Transformer's decoder does the whole sentence in one pass of large matrix products. The two have about the
+# same number of parameters (above). Lesson 04's recurrent cell is the GRU, a slimmer cousin of the LSTM
+# (three gate blocks instead of four), so an attention LSTM of the same width would be slower still.
+
+# %%
+def sync():
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_throughput(makers, get_batch, steps):
+    """Interleaved training steps; step 0 is a warm-up and is not timed."""
+    models = {name: make().train() for name, make in makers.items()}
+    optimizers = {name: make_optimizer(m, rnn_train_config(profile)) for name, m in models.items()}
+    seconds, tokens = dict.fromkeys(models, 0.0), dict.fromkeys(models, 0)
+    for step in range(steps + 1):
+        batch = to_device(get_batch(step), device)
+        n_tokens = (batch["tgt_out"] != vocab["pad_id"]).sum().item()
+        for name, model in models.items():
+            sync()
+            start = time.perf_counter()
+            with runtime.autocast(device):
+                loss = seq2seq_loss(model, batch)
+            optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[name].step()
+            sync()
+            if step:
+                seconds[name] += time.perf_counter() - start
+                tokens[name] += n_tokens
+    return {name: {"tokens_per_s": tokens[name] / seconds[name], "steps_per_s": steps / seconds[name]}
+            for name in models}
+
+
+speed = measure_throughput(makers, data.batches_by_step(seed + 1), recipe.throughput_steps)
+for name, s in speed.items():
+    print(f"{name:28s} {s['tokens_per_s']:8.0f} target tokens/s   {s['steps_per_s']:.2f} steps/s")
+tf_name, rnn_name = list(makers)
+ratio = speed[tf_name]["tokens_per_s"] / speed[rnn_name]["tokens_per_s"]
+print(f"Transformer / recurrent throughput: {ratio:.2f}x  (threads: {torch.get_num_threads()})")
+fig, ax = plt.subplots(figsize=(6, 2.4))
+ax.barh(list(speed), [s["tokens_per_s"] for s in speed.values()], color=["C0", "C1"])
+ax.set_xlabel("training throughput (target tokens / second)")
+plt.tight_layout()
+plt.show()
+
+# %%
+claims.check("transformer_trains_faster", ratio > 1.0, required_at="lesson",
+             transformer_tokens_per_s=speed[tf_name]["tokens_per_s"], rnn_tokens_per_s=speed[rnn_name]["tokens_per_s"],
+             ratio=ratio, transformer_params=params[tf_name], rnn_params=params[rnn_name],
+             threads=torch.get_num_threads());
+
+# %% [markdown]
+# ## 8. Same wall-clock budget, then BLEU
+#
+# Each model gets the same training time, `recipe.seconds`: the `Trainer` stops when the clock runs out
+# (`TrainConfig.max_seconds`) and its learning-rate decay follows the clock, so each run ends fully decayed
+# however many steps it managed. The two models take turns, a tenth of the budget at a time, so that if the
+# machine gets busier or quieter meanwhile, both feel it alike. The Transformer uses a short warm-up then
+# cosine decay; lesson 04's model trains with lesson 04's settings. The validation loss is the cross-entropy
+# per target token on held-out pairs; evaluations count against the budget, for both.
+
+# %%
+def val_loss(model):
+    return {"val_loss": mean_loss(model, (b for _, b in data.sorted_batches(data.val, 128)), device)}
+
+
+models, trainers = {}, {}
+for name, make in makers.items():
+    steps_per_s = speed[name]["steps_per_s"]
+    if name == tf_name:
+        cfg = recipe.train_config(steps_per_s)
+    else:
+        cfg = rnn_train_config(profile, **recipe.budget(steps_per_s))
+    models[name] = make()
+    trainers[name] = Trainer(models[name], seq2seq_loss, data.batches_by_step(seed), cfg, device=device, name=name,
+                             eval_fn=val_loss)
+while not all(t.out_of_time() for t in trainers.values()):
+    for name, t in trainers.items():                      # take turns: about a tenth of the budget each
+        if not t.out_of_time():
+            t.fit(until=t.step + max(1, round(recipe.seconds / 10 * speed[name]["steps_per_s"])))
+histories = {name: t.history for name, t in trainers.items()}
+train_steps = {name: t.step for name, t in trainers.items()}
+for name, h in histories.items():
+    print(f"{name}: {train_steps[name]} steps in {h.seconds:.0f} s (budget {recipe.seconds:.0f} s), "
+          f"val loss {h.last_eval('val_loss'):.3f}")
+transformer, rnn = models[tf_name], models[rnn_name]
+
+# %%
+curves = {}
+for name, h in histories.items():
+    per_step = h.seconds / train_steps[name]
+    xs, ys = h.eval_series("val_loss")
+    curves[name] = ([s * per_step for s in xs], ys)
+plots.lines(curves, xlabel="training time (s)", ylabel="validation loss (nats / token)",
+            title="the same clock for both");
+first, last = histories[tf_name].losses[0], histories[tf_name].losses[-1]
+claims.check("transformer_loss_falls", last < first, required_at="always", first=first, last=last);
+
+# %% [markdown]
+# Now translate the **whole test split** with greedy decoding, through the same `course_lib.decoding` code
+# lessons 03 and 04 use, and score with sacrebleu (0 to 100; for short, single-reference sentences like
+# these, a score in the twenties already means mostly understandable output).
+
+# %%
+reports, eval_seconds = {}, {}
+for name, model in models.items():
+    start = time.perf_counter()
+    reports[name] = data.evaluate(model, data.test, device)
+    eval_seconds[name] = time.perf_counter() - start
+    print(f"{name:28s} BLEU {reports[name].bleu:5.2f}   ({len(data.test)} sentences in {eval_seconds[name]:.0f} s)")
+buckets = [b["bucket"] for b in reports[tf_name].by_bucket]
+plots.lines({name: (buckets, [b["bleu"] for b in r.by_bucket]) for name, r in reports.items()},
+            xlabel="source length (tokens)", ylabel="BLEU", title="BLEU by source length, test split");
+
+# %%
+bleu = {name: r.bleu for name, r in reports.items()}
+claims.check("transformer_bleu_at_equal_time", bleu[tf_name] >= bleu[rnn_name], required_at="lesson",
+             transformer_bleu=bleu[tf_name], rnn_bleu=bleu[rnn_name],
+             transformer_train_s=histories[tf_name].seconds, rnn_train_s=histories[rnn_name].seconds,
+             transformer_steps=train_steps[tf_name], rnn_steps=train_steps[rnn_name],
+             test_sentences=len(data.test), test_fingerprint=info["fingerprint"]);
+
+# %%
+rows = list(zip(reports[tf_name].sources, reports[tf_name].references, reports[tf_name].hypotheses,
+                reports[rnn_name].hypotheses))
+for src, ref, hyp_tf, hyp_rnn in rows[::max(1, len(rows) // 6)][:6]:
+    print(f"fr : {' '.join(src)}\nen : {' '.join(ref)}\nTF : {' '.join(hyp_tf)}\nGRU: {' '.join(hyp_rnn)}\n")
+
+# %% [markdown]
+# **Beam search** keeps the few best partial translations instead of only the best one. It is the same code
+# as in lessons 03 and 04; here on a sample of the test split, for the Transformer:
+
+# %%
+beam_pairs = random.Random(seed).sample(data.test, min(recipe.beam_sentences, len(data.test)))
+beam_bleu = {f"beam {width}": data.evaluate(transformer, beam_pairs, device, beam=width).bleu for width in (1, 4)}
+print({k_: round(v_, 2) for k_, v_ in beam_bleu.items()}, f"on {len(beam_pairs)} test sentences")
+
+# %% [markdown]
+# **Lessons 03, 04 and 05 side by side.** If lessons 03 and 04 ran before this one at the same profile (as
+# `make course` does), their recorded BLEU is in `build/results/`. Each lesson trained under its own budget
+# (lesson 04 trains its model for a fixed number of steps, usually longer than the budget here), so only the
+# test set is shared, as the fingerprints show; the fair head-to-head is the one above.
+
+# %%
+def recorded_bleu(notebook, claim, key):
+    path = paths.results_dir() / f"{notebook}.json"
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if record.get("profile") != profile:
+        return None
+    metrics = next((c["metrics"] for c in record["claims"] if c["name"] == claim), {})
+    return (metrics[key], metrics.get("fingerprint", "-")) if key in metrics else None
+
+
+side_by_side = {
+    "03 seq2seq, fixed context (lesson 03's run)": recorded_bleu("03_seq2seq", "bleu_falls_with_length", "bleu"),
+    "04 attention GRU (lesson 04's run)": recorded_bleu("04_attention", "attention_beats_seq2seq_bleu", "attention"),
+    "04 attention GRU (this run, equal time)": (bleu[rnn_name], info["fingerprint"]),
+    "05 Transformer (this run, equal time)": (bleu[tf_name], info["fingerprint"]),
+}
+for name, found in side_by_side.items():
+    print(f"{name:46s}", f"BLEU {found[0]:6.2f}   test set {found[1]}" if found else "not run yet at this profile")
+
+# %% [markdown]
+# ## 9. What the heads look at
+#
+# A real test sentence, translated by our Transformer. `record_attention` asks every attention module to
+# keep its weights for one forward pass (through the written-out path; training uses the fused one).
+# Top: the encoder's last self-attention layer, one panel per head: which source words each source word
+# gathers from. Bottom: the decoder's cross-attention: for each English word written, which French words it
+# read. Lesson 04's single alignment is now several, one per head, and they need not agree.
+
+# %%
+example = next((p for p in data.test if 6 <= len(p[0]) <= 9 and all(w in data.src_vocab for w in p[0])), data.test[0])
+hyp = data.translate(transformer, [example[0]], device)[0]
+batch = data.collate([(example[0], hyp)])
+transformer.eval()
+with torch.no_grad(), record_attention(transformer) as weights:
+    transformer(batch["src"].to(device), batch["src_mask"].to(device), batch["tgt_in"].to(device))
+src_words = example[0] + ["<eos>"]
+tgt_words = ["<bos>"] + hyp
+print("fr:", " ".join(example[0]), "\nen (reference):", " ".join(example[1]), "\nen (ours):", " ".join(hyp))
+n_heads, last = transformer.cfg.n_heads, transformer.cfg.encoder_layers - 1
+fig, axes = plt.subplots(2, n_heads, figsize=(3.2 * n_heads, 6.4), squeeze=False)
+for h in range(n_heads):
+    plots.heatmap(weights[f"encoder.{last}.self_attn"][0, h], xlabels=src_words, ylabels=src_words, ax=axes[0, h],
+                  show=False, colorbar=False, title=f"encoder self-attn, head {h}")
+    plots.heatmap(weights[f"decoder.{transformer.cfg.decoder_layers - 1}.cross_attn"][0, h], xlabels=src_words,
+                  ylabels=tgt_words, ax=axes[1, h], show=False, colorbar=False, title=f"cross-attn, head {h}")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 10. Positional encoding, proved necessary
+#
+# Claim: without position codes the encoder is **permutation-equivariant**: shuffle the input words and the
+# output vectors come out shuffled in exactly the same way, nothing else changes. Every piece is to blame:
+# embeddings, LayerNorm and the feed-forward network treat each position on its own, and attention's
+# weighted sum does not care in which order the keys are listed. We take the trained Transformer, make a
+# copy that skips the position codes (same weights), and compare `encode(shuffled)` with
+# `shuffle(encode(original))` in float64, so that "exactly" means rounding error only.
+
+# %%
+with_pe = copy.deepcopy(transformer).cpu().double().eval()
+without_pe = Transformer(TransformerConfig(**{**with_pe.cfg.to_dict(), "positional": False})).double().eval()
+without_pe.load_state_dict(with_pe.state_dict())
+src = batch["src"]
+perm = torch.randperm(src.shape[1], generator=torch.Generator().manual_seed(seed + 1))
+if torch.equal(perm, torch.arange(len(perm))):
+    perm = perm.flip(0)
+with torch.no_grad():
+    gap = {label: (m.encode(src[:, perm]) - m.encode(src)[:, perm]).abs().max().item()
+           for label, m in (("without positions", without_pe), ("with positions", with_pe))}
+print({k_: f"{v_:.2e}" for k_, v_ in gap.items()})
+claims.check("no_positions_means_permutation_equivariant",
+             gap["without positions"] <= 1e-10 and gap["with positions"] >= 1e-3, required_at="always",
+             gap_without=gap["without positions"], gap_with=gap["with positions"], length=src.shape[1]);
+
+# %% [markdown]
+# The consequence for translation: cross-attention does not care about the order of the memory either, so
+# a model without positions cannot tell who did what to whom. Both word orders below are guaranteed the
+# *same* translation from the position-free copy (whatever it is: that copy was trained with positions, so
+# it may well speak nonsense). The real model at least *can* tell them apart; whether it does depends on
+# how far its training got.
+
+# %%
+pair = [["tom", "aime", "marie", "."], ["marie", "aime", "tom", "."]]
+for label, m in (("without positions", without_pe), ("with positions", with_pe)):
+    outs = data.translate(m, pair, "cpu")
+    print(f"{label:18s}", " | ".join(" ".join(o) for o in outs), "  identical:", outs[0] == outs[1])
+
+# %% [markdown]
+# ## 11. The price: attention's cost grows with the square of the length
+#
+# Every token scores every other token, so a sentence of $L$ tokens needs an $L \times L$ table of scores
+# per head: 1,000 tokens means a million scores, 10,000 tokens a hundred million. We time our written-out
+# attention and PyTorch's fused `F.scaled_dot_product_attention` for one head of width 64, and measure
+# their **peak memory**. On CPU PyTorch has no peak-memory counter, so `course_lib.benchmarks.attention` runs
+# each call under PyTorch's profiler with `profile_memory=True`, which records every allocation and free,
+# and replays them in order (on a GPU it reads `torch.cuda.max_memory_allocated`). Next to it, the
+# analytic size of one score table: $L^2 \times 4$ bytes.
+
+# %%
+from course_lib.benchmarks.attention import COST_LENGTHS, measure
+
+lengths = COST_LENGTHS[profile]
+cost = measure(lengths, head_dim=64, heads=1, device=device, threads=1 if device.type == "cpu" else None)
+series = {impl: [r for r in cost if r["impl"] == impl] for impl in ("written-out", "sdpa")}
+plots.log_lines({impl: (lengths, [r["seconds"] * 1e3 for r in rows]) for impl, rows in series.items()},
+                xlabel="sequence length L", ylabel="time per call (ms)", logx=True, fit="power",
+                title="attention time vs length (log-log)");
+table_mib = [r["score_table_bytes"] / 2**20 for r in series["sdpa"]]
+plots.log_lines({**{f"{impl} (measured peak)": (lengths, [r["peak_bytes"] / 2**20 for r in rows])
+                    for impl, rows in series.items()},
+                 "one L x L score table (analytic)": (lengths, table_mib)},
+                xlabel="sequence length L", ylabel="peak memory (MiB)", logx=True, fit="power",
+                title="attention memory vs length (log-log)");
+slopes = {impl: {"time": plots.fit_power_law(lengths, [r["seconds"] for r in rows])[1],
+                 "memory": plots.fit_power_law(lengths, [r["peak_bytes"] for r in rows])[1]}
+          for impl, rows in series.items()}
+print({impl: {k_: round(v_, 2) for k_, v_ in s.items()} for impl, s in slopes.items()})
+
+# %% [markdown]
+# A slope of 2 on a log-log plot means "double the length, four times the cost". The written-out version
+# also *stores* its tables (the scores, then the weights: about two tables at the peak), so its memory grows
+# quadratically too. The fused kernel computes the same numbers tile by tile and never holds the whole
+# table, which is why its memory line is much flatter: that trick (FlashAttention, on GPUs) is what makes
+# long contexts affordable. Its *time* still grows quadratically: the work is the same.
+#
+# Two precautions keep the CPU clock honest. The timing runs on one thread: with two, every operation waits
+# for the slower thread, and on a busy machine that wait (not attention) is what gets measured. And the
+# lengths stop below 1,000: on our shared 2-core machine, once the tables outgrew the cache, times jumped 10
+# to 30 times and measured the memory system instead of the arithmetic.
+
+# %%
+written = series["written-out"][-1]
+claims.check("attention_time_quadratic", 1.6 <= slopes["written-out"]["time"] <= 2.4, required_at="lesson",
+             time_slope=slopes["written-out"]["time"], sdpa_time_slope=slopes["sdpa"]["time"], lengths=lengths)
+claims.check("attention_memory_quadratic", 1.8 <= slopes["written-out"]["memory"] <= 2.2
+             and written["peak_bytes"] >= written["score_table_bytes"], required_at="always",
+             memory_slope=slopes["written-out"]["memory"], sdpa_memory_slope=slopes["sdpa"]["memory"],
+             peak_bytes_at_max_len=written["peak_bytes"], table_bytes_at_max_len=written["score_table_bytes"]);
+
+# %%
+print(claims.summary())
+
+# %% [markdown]
+# ## 12. What still breaks
+#
+# 1. **Quadratic cost.** Section 11: double the context, four times the attention work. Fine for sentences,
+#    painful for books. (Sparse, sliding-window and linear attentions, and FlashAttention's memory trick, are
+#    the responses.)
+# 2. **Writing is still one word at a time.** Training is parallel because the answer is known; translating
+#    is not: each new word needs the previous ones. Our `decode_step` at least keeps each layer's earlier
+#    inputs; lesson 06 keeps the keys and values themselves (the **KV cache**) and measures the speed-up.
+# 3. **It needs paired data.** An encoder-decoder learns from (French, English) pairs, and there are only so
+#    many of those. Text without translations is nearly unlimited. Lesson 06 keeps only the decoder and trains
+#    it to predict the next word of raw text: **GPT**. Lesson 07 keeps only the encoder and trains it to fill
+#    in blanks: **BERT**.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (2 points).** Build the mask of the decoder's self-attention for a batch of target token ids
+# `tokens` (batch, T) padded with `pad_id`: shape (batch, 1, T, T), True where query position $i$ may look at
+# key position $j$, that is when $j \le i$ *and* token $j$ is not padding.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_decoder_mask", "locked": false, "schema_version": 3, "solution": true}
+def decoder_mask(tokens, pad_id):
+    ### BEGIN SOLUTION
+    T = tokens.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    real = (tokens != pad_id)[:, None, None, :]
+    return causal & real
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_m = decoder_mask(torch.tensor([[4, 5, 0]]), 0)
+assert _m.shape == (1, 1, 3, 3) and _m.dtype == torch.bool
+### BEGIN HIDDEN TESTS
+_tok = torch.tensor([[4, 5, 6, 0, 0], [7, 0, 0, 0, 0], [4, 4, 4, 4, 4]])
+_expected = padding_mask(_tok, 0) & causal_mask(5)
+assert torch.equal(decoder_mask(_tok, 0), _expected)
+assert torch.equal(decoder_mask(_tok, 4)[2, 0], torch.zeros(5, 5, dtype=torch.bool))
+_q = torch.randn(3, 2, 5, 8)
+_out = F.scaled_dot_product_attention(_q, _q, _q, attn_mask=decoder_mask(_tok, 0))
+assert torch.allclose(_out[:2], scaled_dot_product_attention(_q, _q, _q, _expected)[0][:2], atol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Section 4 said that moving $k$ positions along is a fixed rotation. Return the
+# $d \times d$ matrix $R$ with $R \, PE_p = PE_{p+k}$ for every position $p$. Hint: each (sin, cos) pair of
+# dimensions turns by the angle $k / 10000^{2i/d}$; use $\sin(a+b)$ and $\cos(a+b)$.
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_rotation", "locked": false, "schema_version": 3, "solution": true}
+def shift_matrix(k, d):
+    ### BEGIN SOLUTION
+    R = torch.zeros(d, d)
+    for i in range(d // 2):
+        a = k / 10000 ** (2 * i / d)
+        c, s = math.cos(a), math.sin(a)
+        # sin(x + a) = sin x cos a + cos x sin a ; cos(x + a) = cos x cos a - sin x sin a
+        R[2 * i, 2 * i], R[2 * i, 2 * i + 1] = c, s
+        R[2 * i + 1, 2 * i], R[2 * i + 1, 2 * i + 1] = -s, c
+    return R
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert shift_matrix(3, 8).shape == (8, 8)
+### BEGIN HIDDEN TESTS
+_pe = sinusoidal_encoding(80, 16)
+for _k in (0, 1, 7):
+    _R = shift_matrix(_k, 16)
+    assert torch.allclose(_pe[: 80 - _k] @ _R.T, _pe[_k:], atol=1e-4)
+assert torch.allclose(shift_matrix(5, 16) @ shift_matrix(5, 16).T, torch.eye(16), atol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** Count the parameters of one *encoder layer* (`EncoderLayer(d, heads, d_ff)`)
+# without building it: four $d \times d$ attention projections with biases, the two feed-forward layers
+# with biases, and two LayerNorms (a scale and a shift each). Does the number of heads matter?
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_params", "locked": false, "schema_version": 3, "solution": true}
+def encoder_layer_parameters(d, heads, d_ff):
+    ### BEGIN SOLUTION
+    attention_params = 4 * (d * d + d)
+    feed_forward = d * d_ff + d_ff + d_ff * d + d
+    norms = 2 * 2 * d
+    return attention_params + feed_forward + norms
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert encoder_layer_parameters(2, 1, 4) == 4 * 6 + 8 + 4 + 8 + 2 + 8
+### BEGIN HIDDEN TESTS
+for _d, _h, _ff in [(16, 4, 32), (64, 8, 256), (30, 3, 7)]:
+    assert encoder_layer_parameters(_d, _h, _ff) == count_parameters(EncoderLayer(_d, _h, _ff))
+    assert encoder_layer_parameters(_d, _h, _ff) == count_parameters(nn.TransformerEncoderLayer(_d, _h, _ff))
+### END HIDDEN TESTS

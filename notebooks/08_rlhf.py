@@ -1,0 +1,694 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · RLHF in miniature: teaching a Shakespeare bot what people like
+#
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | LSTM | Seq2Seq | Attention | Transformer | GPT / BERT | **RLHF ← you are here** |
+#
+# Lesson 06's GPT learned to *continue* text: give it a Shakespeare fragment and it writes something that
+# looks like more Shakespeare. Lesson 07's BERT learned to *judge* text: is this sentence positive or
+# negative? Neither of them knows what anybody *wants*. A next-token predictor imitates its training data,
+# the good and the bad alike; nothing in "predict the next character" says "and make it pleasant to read".
+#
+# The step that turned GPT-3 into ChatGPT (2022) was to fine-tune the model on **what people prefer**:
+#
+# 1. **Pretraining**: learn the language from a mountain of text (lesson 06; we reuse its model).
+# 2. **Supervised fine-tuning (SFT)**, a.k.a. instruction tuning: show it good answers and train it to
+#    imitate them.
+# 3. **Reward model (RM)**: people compare pairs of answers ("A is better than B"); a network learns to
+#    predict their choices and turns them into a score.
+# 4. **Reinforcement learning (PPO)**: the model writes answers, the RM scores them, and the model is nudged
+#    towards higher scores, on a leash (a KL penalty) that keeps it close to where it started.
+# 5. **DPO** (2023): a shortcut that learns straight from the pairs, with no reward model and no sampling.
+#
+# **An analogy.** Picture a young actor who has read every play in the library. They can improvise in the
+# style of any of them, but nobody has told them what an audience enjoys. SFT is letting them watch
+# recordings of the performances that got applause. The reward model is a critic who sat through many
+# shows, noted which of two scenes the audience liked better, and can now guess the audience's taste. PPO
+# is rehearsal: the actor improvises, the critic scores, the actor adjusts, while the director holds a
+# leash ("stay the actor we hired"), because a critic can be fooled, and an actor who only chases the
+# critic's score ends up doing something strange that happens to score well. DPO skips the critic and
+# learns straight from the audience's comparisons.
+#
+# **Our toy.** The "model" is lesson 06's character-level GPT. The "people" are a simulated reader who
+# likes *cheerful, readable* text (section 2). The task: continue a 16-character Shakespeare prompt with
+# exactly 48 characters that the reader likes, without forgetting how to write. Everything runs on a laptop
+# CPU in a few minutes, and every claim is measured against the reader, never against our own reward model.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+
+device = runtime.setup(profile, seed)
+claims = Claims("08_rlhf", profile, device)
+
+# %%
+import dataclasses
+import math
+import time
+
+import torch
+from IPython.display import Markdown, display
+
+from course_lib import data, plots
+from course_lib.dpo import DPOConfig, dpo_loss, sequence_logprobs, train_dpo
+from course_lib.judge import JudgeConfig, SentimentJudge
+from course_lib.ppo import PPOConfig, gae, ppo_policy_loss, train_ppo
+from course_lib.preferences import (RewardConfig, bradley_terry_loss, collect_preferences, noise_ceiling,
+                                    pair_accuracy, sample_labels, train_reward_model)
+from course_lib.rlhf import (Evaluator, RLHFConfig, best_of_n_kl, frozen_copy, frozen_params_unchanged,
+                             make_prompts, pretrained_policy, response_logprobs, response_nll, rl_copy, row_batches,
+                             sample_responses, snapshot)
+from course_lib.train import Trainer, TrainConfig
+
+cfg = RLHFConfig.preset(profile)
+P, G = cfg.prompt_len, cfg.response_len
+text = data.load_shakespeare()
+train_text, val_text = data.train_val_split(text)
+started = time.perf_counter()
+print(cfg)
+
+# %% [markdown]
+# ## 1. The starting point: a pretrained policy
+#
+# In RL language the model is a **policy**: given the text so far (the *state*) it picks the next character
+# (the *action*). We take lesson 06's trained char GPT if its checkpoint is in `build/`, otherwise we
+# pretrain a small one here with the course's `Trainer` (at `smoke` we always train a tiny one, so CI does
+# not depend on lesson 06). Dropout is switched off in every copy: with dropout on, the same text would get
+# a different probability each time we score it, and several RLHF quantities below compare two scorings of
+# the same text.
+#
+# We also freeze a copy, **π_ref**. It never trains; it is the "actor we hired" that the leash ties to.
+
+# %%
+base, info = pretrained_policy(text, cfg, device, use_cache=profile != "smoke", seed=seed)
+tok = info["tokenizer"]
+ref = frozen_copy(base)
+ref_snapshot = snapshot(ref)
+print(f"policy from {info['source']} | val loss {info['val_loss']:.3f} nats/char | "
+      f"{base.num_params() / 1e6:.2f} M parameters | context {base.cfg.block_size}")
+
+# %% [markdown]
+# ## 2. The "human": a judge we can read
+#
+# We cannot ask people inside a notebook, so we simulate one. Our reader is a bag-of-words logistic
+# regression trained on SST-2, the 67,000 movie-review phrases that people labelled positive or negative
+# (the data of lesson 07). Each word has one learned weight; a text's sentiment is the sum of the weights of
+# its distinct words. On top of that our reader has two pet peeves, because a sentiment model alone would
+# happily reward text no person would enjoy:
+#
+# $$\text{gold}(x) = \underbrace{b + \sum_{w \in \text{distinct words}} \theta_w}_{\text{sentiment}}
+#   \;-\; 1.0 \times \#\text{non-words} \;-\; 0.5 \times \#\text{repeated words}$$
+#
+# A *non-word* is one that appears neither in Shakespeare nor in SST-2 (the char model invents plenty:
+# "hencommenter", "Priess"). A word cut off by the 48-character limit is not counted. We call this score
+# the **gold** reward. Two rules keep the experiment honest: the gold judge is fixed before any RLHF starts,
+# and the policy never sees it directly. PPO only sees a reward model learned from the judge's *pairwise
+# choices*; DPO only sees the choices. Every headline number is the gold judge's verdict on held-out prompts.
+
+# %%
+judge = SentimentJudge.fit(data.load_sst2("train"), text, JudgeConfig.preset(profile))
+dev_acc = judge.accuracy(data.load_sst2("dev"))
+pos, neg = judge.top_words(8)
+print(f"sentiment accuracy on SST-2 dev: {dev_acc:.3f}")
+print("most positive words:", ", ".join(w for w, _ in pos))
+print("most negative words:", ", ".join(w for w, _ in neg))
+examples = ["O, I do love thee, sweet and gentle friend, my joy. ",
+            "Villain, thou shalt die a foul and bloody death. ",
+            "good good good good good good ",
+            "Thy blorpish frindle is wonderful. "]
+for line, score in zip(examples, judge.score(examples).tolist()):
+    parts = " ".join(f"{w}({c:+.1f})" for w, c in judge.explain(line))
+    print(f"{score:+6.2f}  {line!r}\n        bias {judge.bias:+.2f} {parts}")
+happy, grim = judge.score(examples[:2]).tolist()
+claims.check("judge_reads_sentiment", dev_acc >= 0.80 and happy > 0 > grim, required_at="always",
+             sst2_dev_acc=dev_acc, happy=happy, grim=grim)
+
+# %% [markdown]
+# ## 3. The task, and how the starting policy does
+#
+# Prompts are 16-character windows of Shakespeare that start at a word; responses are exactly 48
+# characters, sampled at temperature 1 from the full distribution (no top-k, no top-p: those would make
+# the probabilities we compute later disagree with how the text was actually drawn). Fixed lengths mean no
+# padding and no end-of-text token, which removes a whole family of classic RLHF bugs.
+#
+# All evaluations use the **same held-out prompts** (from the validation part of the text) and the **same
+# random seed**, so two policies are compared on the same footing. We report three numbers:
+# the mean **gold** score; the **KL divergence** from π_ref in nats per response, how far the policy has
+# walked from where it started; and the **win rate**: on each prompt, does the policy's answer beat
+# π_ref's answer in the gold judge's eyes (a tie counts one half)? π_ref against itself must give
+# KL = 0 and a win rate of exactly 0.5.
+
+# %%
+eval_prompts = make_prompts(val_text, tok, cfg.eval_prompts, P, seed=seed + 1)
+evaluator = Evaluator(ref, eval_prompts, G, judge, tok.decode, seed=seed + 2)
+start = evaluator(ref)
+print({k: round(v, 3) for k, v in start.items()})
+for t, g in list(zip(evaluator.texts(evaluator.ref_seq), evaluator.ref_gold.tolist()))[:5]:
+    print(f"{g:+6.2f}  {t[:P]!r} -> {t[P:]!r}")
+claims.check("reference_vs_itself_is_a_coin_flip", start["kl"] == 0.0 and start["win"] == 0.5,
+             required_at="always", kl=start["kl"], win=start["win"], gold=start["gold"])
+
+# %% [markdown]
+# ## 4. Collecting preferences, Bradley–Terry style
+#
+# People do not hand out scores; they compare. And they are not perfectly consistent: shown two answers
+# that are almost equally good, they pick either. The **Bradley–Terry** model (1952, devised for taste tests;
+# chess's Elo rating uses the same curve) captures this: if answer $a$ has quality $g(a)$,
+#
+# $$P(a \succ b) = \sigma\!\big((g(a) - g(b))/\tau\big), \qquad \sigma(z) = 1/(1+e^{-z}).$$
+#
+# Our simulated labeller draws π_ref's two answers per prompt and *samples* its choice from this formula
+# (τ = 1), so its labels are noisy the way people's are. Like a real labelling tool with an "about the
+# same" button, it skips pairs whose gold scores differ by less than a margin (2 gold units here; a
+# typical pair of π_ref answers differs by about 3). Because of the noise, even a
+# perfect reward model cannot agree with every label: its expected agreement, the mean of
+# $\sigma(|g(a)-g(b)|/\tau)$ over the pairs, is the **noise ceiling**.
+#
+# First, the formula by hand, checked against `course_lib`:
+
+# %%
+def my_preference_probability(gold_a, gold_b, tau=1.0):
+    return 1 / (1 + torch.exp(-(gold_a - gold_b) / tau))
+
+
+_ga, _gb = torch.randn(100_000) * 2, torch.randn(100_000) * 2
+_picks, _ = sample_labels(_ga, _gb, generator=torch.Generator().manual_seed(seed))
+_agree = (_picks == (_ga > _gb)).float().mean().item()
+_ceiling = my_preference_probability(_ga, _gb).where(_ga > _gb, 1 - my_preference_probability(_ga, _gb)).mean()
+print(f"labels that agree with the better answer: {_agree:.4f}; predicted ceiling {_ceiling:.4f}; "
+      f"course_lib: {noise_ceiling(_ga, _gb):.4f}")
+claims.check("bradley_terry_labels_match_the_formula", abs(_agree - _ceiling.item()) < 0.01
+             and abs(_ceiling.item() - noise_ceiling(_ga, _gb)) < 1e-6, required_at="always",
+             agreement=_agree, ceiling=_ceiling.item())
+
+# %%
+rm_cfg = RewardConfig.preset(profile)
+pair_prompts = make_prompts(train_text, tok, rm_cfg.pairs, P, seed=seed + 3)
+prefs = collect_preferences(ref, pair_prompts, G, judge, tok.decode, rm_cfg.tau, rm_cfg.tie_margin, seed=seed + 4)
+train_pairs, test_pairs = prefs.split(rm_cfg.held_out)
+print(f"{len(prefs)} labelled pairs of {rm_cfg.pairs} offered ({rm_cfg.pairs - len(prefs)} called ties); "
+      f"{len(train_pairs)} to train on, {len(test_pairs)} held out")
+print(f"labels agreeing with the gold order: {prefs.label_agreement:.3f} | noise ceiling: {prefs.ceiling:.3f}")
+_c, _r = tok.decode(prefs.chosen[0].tolist()), tok.decode(prefs.rejected[0].tolist())
+print(f"example pair, prompt {_c[:P]!r}\n  chosen   {_c[P:]!r} (gold {prefs.gold_chosen[0]:+.2f})"
+      f"\n  rejected {_r[P:]!r} (gold {prefs.gold_rejected[0]:+.2f})")
+
+# %%
+_gap = (prefs.gold_chosen - prefs.gold_rejected)
+_edges = torch.linspace(rm_cfg.tie_margin, max(rm_cfg.tie_margin + 1, _gap.abs().quantile(0.95).item()), 8)
+_mid, _rate = [], []
+for lo, hi in zip(_edges[:-1], _edges[1:]):
+    inside = (_gap.abs() >= lo) & (_gap.abs() < hi)
+    if inside.sum() >= 10:
+        _mid.append(((lo + hi) / 2).item())
+        _rate.append((_gap[inside] > 0).float().mean().item())
+_xs = torch.linspace(0, _edges[-1].item(), 50)
+plots.lines({"labeller: picked the better answer": (_mid, _rate),
+             "Bradley-Terry: sigmoid(|gap| / tau)": (_xs.tolist(), torch.sigmoid(_xs / rm_cfg.tau).tolist())},
+            xlabel="|gold(a) - gold(b)|", ylabel="fraction of labels", hline=(0.5, "coin flip"),
+            title="Noisy labels: near-ties are coin flips, clear gaps are reliable");
+
+# %% [markdown]
+# ## 5. Supervised fine-tuning: imitate the preferred answers
+#
+# The simplest way to use preferences is to ignore the losers: fine-tune on the winning answers with the
+# ordinary next-token loss, counted on the response only (the prompt is given, not learned). This is the
+# instruction-tuning stage in miniature; the DPO paper calls it "Preferred-FT". It is cheap and safe, but it
+# learns only from what the winners have in common, never from what made the losers lose.
+
+# %%
+sft = rl_copy(base)
+sft_cfg = TrainConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, warmup=cfg.sft_steps // 10)
+Trainer(sft, response_nll(P), row_batches(train_pairs.chosen.to(device), cfg.sft_batch, seed), sft_cfg,
+        device=device, name="SFT").fit()
+sft_eval = evaluator(sft)
+print({k: round(v, 3) for k, v in sft_eval.items()})
+
+# %% [markdown]
+# ## 6. The reward model: a critic learned from comparisons
+#
+# The reward model reads prompt + response and outputs one number. We build it from the policy's own
+# trunk (it already knows the language), average its hidden states over the response positions, and put a
+# linear layer on top. It is trained on the pairs with the Bradley–Terry loss: make the chosen answer's
+# score higher than the rejected one's,
+#
+# $$\mathcal{L}_{RM} = -\log\sigma\big(r(x, y^+) - r(x, y^-)\big).$$
+#
+# Only differences of scores matter, so afterwards we shift and scale the RM so that π_ref's answers score
+# mean 0 and standard deviation 1; a KL coefficient then means the same thing whatever scale training
+# happened to produce. The loss by hand first:
+
+# %%
+def my_bradley_terry_loss(r_chosen, r_rejected):
+    return -torch.log(torch.sigmoid(r_chosen - r_rejected)).mean()
+
+
+_rc, _rr = torch.randn(64), torch.randn(64)
+print(f"mine {my_bradley_terry_loss(_rc, _rr):.6f} | course_lib {bradley_terry_loss(_rc, _rr):.6f} | "
+      f"hand case r+=2, r-=0: {bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0])):.6f} (= log(1+e^-2))")
+claims.check("bradley_terry_loss_matches", torch.allclose(my_bradley_terry_loss(_rc, _rr), bradley_terry_loss(_rc, _rr))
+             and abs(bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0])).item() - math.log1p(math.exp(-2))) < 1e-6,
+             required_at="always")
+
+# %%
+rm, rm_history = train_reward_model(base, train_pairs, test_pairs, rm_cfg, device, seed=seed)
+_norm_prompts = make_prompts(train_text, tok, 512, P, seed=seed + 5)
+rm.normalise(sample_responses(ref, _norm_prompts, G, torch.Generator().manual_seed(seed + 6)))
+evaluator.reward_model = rm
+rm_acc = pair_accuracy(rm, test_pairs.to(device))
+print(f"held-out pairs: agrees with the labeller {rm_acc['acc_labels']:.3f} (noise ceiling {test_pairs.ceiling:.3f}),"
+      f" with the noiseless gold order {rm_acc['acc_gold']:.3f}")
+claims.check("reward_model_beats_0.7_on_held_out_pairs", rm_acc["acc_labels"] >= 0.7, required_at="lesson",
+             acc_labels=rm_acc["acc_labels"], acc_gold=rm_acc["acc_gold"], noise_ceiling=test_pairs.ceiling,
+             held_out_pairs=len(test_pairs), train_pairs=len(train_pairs))
+
+# %%
+_proxy = rm.score(evaluator.ref_seq).cpu()
+start["proxy"] = _proxy.mean().item()          # the starting point's RM score, now that there is an RM
+_rank = lambda v: v.argsort().argsort().float()
+spearman = torch.corrcoef(torch.stack([_rank(_proxy), _rank(evaluator.ref_gold)]))[0, 1].item()
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(5, 3.6))
+ax.scatter(evaluator.ref_gold, _proxy, s=6, alpha=0.5)
+ax.set_xlabel("gold (the judge)")
+ax.set_ylabel("reward model (normalised)")
+ax.set_title(f"The critic agrees with the judge only roughly (Spearman {spearman:.2f})")
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# The scatter is the most important picture of this lesson. The reward model is a *proxy*: it agrees with
+# the judge on average, but on any single answer it can be far off. Whatever we optimise against it, we
+# optimise against its mistakes too.
+#
+# ## 7. PPO: rehearse against the critic, on a leash
+#
+# The policy writes 48 characters, one action per character, and gets the RM's score at the end. Three ideas
+# turn that into stable learning:
+#
+# * **The leash (KL penalty).** Each character also costs $\beta\,(\log\pi(a_t) - \log\pi_{ref}(a_t))$:
+#   the policy pays for every nat of surprise relative to π_ref. Summed over the response this is a sample
+#   of $\beta\,\mathrm{KL}(\pi\,\|\,\pi_{ref})$, so the policy maximises *score − β·KL*. The penalty goes into
+#   the reward, per token, and the RM score is added at the last token only.
+# * **Credit assignment (GAE).** A value head (a linear layer on the policy's trunk, starting at exactly 0)
+#   predicts the reward still to come from each position. The *advantage* of a character is how much better
+#   things went than predicted: $\delta_t = r_t + V_{t+1} - V_t$, blended over future steps with weight
+#   λ = 0.95 (generalised advantage estimation), then whitened over the batch.
+# * **Small steps (the clip).** Each batch of samples is reused for several epochs of minibatch steps. The
+#   ratio $\rho_t = \pi_\theta(a_t)/\pi_{old}(a_t)$ measures how much a step changed the policy; PPO's loss
+#   $\max(-A\rho, -A\,\mathrm{clip}(\rho, 0.8, 1.2))$ stops rewarding a change once it passes 20 %.
+#
+# GAE on a three-step toy and the clipped loss on a hand case, written out and checked against `course_lib`:
+
+# %%
+def my_gae(rewards, values, gamma=1.0, lam=0.95):
+    advantages, running = [0.0] * len(rewards), 0.0
+    for t in reversed(range(len(rewards))):
+        next_value = values[t + 1] if t + 1 < len(rewards) else 0.0
+        running = rewards[t] + gamma * next_value - values[t] + gamma * lam * running
+        advantages[t] = running
+    return advantages
+
+
+def my_ppo_loss(ratio, advantage, clip=0.2):
+    return torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip, 1 + clip)).mean()
+
+
+_mine = my_gae([0.0, 0.0, 1.0], [0.5, 0.6, 0.7])
+_lib, _ = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.6, 0.7]]))
+_ratio, _adv = torch.tensor([1.5, 1.5, 0.5, 0.5]), torch.tensor([1.0, -1.0, 2.0, -2.0])
+_loss, _clipfrac, _ = ppo_policy_loss(_ratio.log(), torch.zeros(4), _adv)
+print(f"GAE mine {[round(a, 5) for a in _mine]} | course_lib {[round(a, 5) for a in _lib[0].tolist()]}")
+print(f"PPO loss mine {my_ppo_loss(_ratio, _adv):.4f} | course_lib {_loss:.4f}, clip fraction {_clipfrac:.2f}")
+claims.check("gae_and_ppo_loss_match_hand_values", torch.allclose(_lib[0], torch.tensor(_mine))
+             and abs(_lib[0, 0].item() - 0.46575) < 1e-6 and abs(_loss.item() - 0.225) < 1e-6
+             and abs(my_ppo_loss(_ratio, _adv).item() - 0.225) < 1e-6 and _clipfrac.item() == 0.5,
+             required_at="always", gae=_lib[0].tolist(), ppo_loss=_loss.item(), clipfrac=_clipfrac.item())
+
+# %% [markdown]
+# Now the real thing, with a small β. `train_ppo` runs on the course's `Trainer`: its "batch source"
+# collects a fresh rollout at the first step of each iteration and hands out minibatches after that. Before
+# training, and every few iterations, the evaluator asks the gold judge.
+
+# %%
+ppo_cfg = PPOConfig.preset(profile)
+rl_prompts = make_prompts(train_text, tok, 4096, P, seed=seed + 7)
+BETA_SMALL, BETA_LARGE = ppo_cfg.kl_coef, 4 * ppo_cfg.kl_coef
+runs = {}
+
+
+def run_ppo(beta: float, label: str):
+    policy = rl_copy(base)
+    t0 = time.perf_counter()
+    _, log, _ = train_ppo(policy, ref, rm.score, rl_prompts, G, dataclasses.replace(ppo_cfg, kl_coef=beta), device,
+                          evaluate=evaluator, seed=seed, name=label)
+    log.evals.insert(0, {"iteration": 0, **start})      # iteration 0 is π_ref itself, evaluated above
+    runs[label] = {"policy": policy, "log": log, "seconds": time.perf_counter() - t0}
+    return log
+
+
+small = f"PPO β={BETA_SMALL:g}"
+log_small = run_ppo(BETA_SMALL, small)
+
+# %%
+def training_curves(log, title):
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    for ax, (rows, key, label) in zip(axes, [("iterations", "score", "RM score of samples"),
+                                             ("iterations", "kl", "KL to π_ref (nats/response)"),
+                                             ("minibatches", "clipfrac", "clip fraction"),
+                                             ("minibatches", "entropy", "entropy (nats/char)")]):
+        xs, ys = log.series(rows, key)
+        ax.plot(xs, ys, lw=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+training_curves(log_small, small)
+final_small = log_small.evals[-1]
+first_ratios = [m["first_ratio_dev"] for m in log_small.minibatches if "first_ratio_dev" in m]
+clipfrac = sum(m["clipfrac"] for m in log_small.minibatches) / len(log_small.minibatches)
+print({k: round(v, 3) for k, v in final_small.items()})
+claims.check("ppo_first_minibatch_ratio_is_exactly_one", max(first_ratios) == 0.0, required_at="always",
+             iterations=len(first_ratios), max_deviation=max(first_ratios), mean_clipfrac=clipfrac)
+claims.check("reference_stays_frozen", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
+claims.check("ppo_beats_the_starting_policy", final_small["win"] >= 0.6 and final_small["win_lo"] > 0.5
+             and final_small["kl"] <= 10 and final_small["gold"] > start["gold"], required_at="lesson",
+             beta=BETA_SMALL, win=final_small["win"], win_ci=(final_small["win_lo"], final_small["win_hi"]),
+             kl=final_small["kl"], gold_start=start["gold"], gold_end=final_small["gold"],
+             prompts=cfg.eval_prompts, seconds=runs[small]["seconds"])
+
+# %% [markdown]
+# ## 8. Reward hacking: take the leash off
+#
+# Now β = 0: nothing ties the policy to π_ref, and it is free to chase the reward model wherever it leads.
+# The RM was trained on π_ref's answers only; far from them it has never been corrected, and the policy
+# finds the places where the critic is wrong. Watch the two lines separate: the **learned** reward keeps
+# climbing while the **gold** judge, the one we actually care about, turns down.
+
+# %%
+free = "PPO β=0"
+log_free = run_ppo(0.0, free)
+_it, _gold = log_free.series("evals", "gold")
+_, _proxy_curve = log_free.series("evals", "proxy")
+_, _kl = log_free.series("evals", "kl")
+plots.lines({"reward model, what PPO optimises (RM std units)": (_it, [p - _proxy_curve[0] for p in _proxy_curve]),
+             "gold judge, what we want (judge units)": (_it, [g - _gold[0] for g in _gold])},
+            xlabel="PPO iteration", ylabel="change since π_ref (held-out prompts)", hline=(0.0, "π_ref"),
+            title="β = 0: the proxy keeps rising, the truth turns down");
+_policy_free = runs[free]["policy"]
+for t in evaluator.texts(evaluator.sample(_policy_free))[:4]:
+    print(repr(t[P:]))
+
+# %%
+peak = max(range(len(_gold)), key=_gold.__getitem__)
+final_free = log_free.evals[-1]
+claims.check("reward_hacking_without_kl_penalty",
+             final_free["proxy"] > log_free.evals[peak]["proxy"] and final_free["gold"] < _gold[peak] - 0.5
+             and final_free["distinct_words"] < start["distinct_words"], required_at="lesson",
+             proxy_at_gold_peak=log_free.evals[peak]["proxy"], proxy_end=final_free["proxy"],
+             gold_peak=_gold[peak], gold_end=final_free["gold"], peak_iteration=_it[peak], kl_end=final_free["kl"],
+             distinct_words_start=start["distinct_words"], distinct_words_end=final_free["distinct_words"])
+
+# %% [markdown]
+# ## 9. A tight leash
+#
+# With a large β every nat of KL costs a lot, so the policy stays close to π_ref: safe, but it cannot
+# improve much either. β is the knob between "learns nothing" and "games the critic".
+
+# %%
+tight = f"PPO β={BETA_LARGE:g}"
+log_tight = run_ppo(BETA_LARGE, tight)
+print({k: round(v, 3) for k, v in log_tight.evals[-1].items()})
+
+# %% [markdown]
+# ## 10. DPO: no critic, no rehearsal
+#
+# The KL-leashed objective "maximise reward − β·KL" has an exact solution:
+# $\pi^*(y) \propto \pi_{ref}(y)\, e^{r(y)/\beta}$. Read backwards, any policy *defines* a reward,
+# $r(y) = \beta \log \frac{\pi(y)}{\pi_{ref}(y)}$ (plus a constant per prompt, which cancels when two
+# answers to the same prompt are compared). Put this implicit reward into the Bradley–Terry loss and the
+# reward model disappears (Rafailov et al., 2023):
+#
+# $$\mathcal{L}_{DPO} = -\log\sigma\Big(\beta\big[\log\tfrac{\pi(y^+)}{\pi_{ref}(y^+)} - \log\tfrac{\pi(y^-)}{\pi_{ref}(y^-)}\big]\Big)$$
+#
+# with log-probabilities summed over the response. It is supervised learning on the same pairs; no sampling
+# during training. At the start π = π_ref, both log-ratios are 0 and the loss is exactly ln 2.
+
+# %%
+def my_dpo_loss(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta):
+    margin = beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))
+    return -torch.nn.functional.logsigmoid(margin).mean()
+
+
+dpo_cfg = DPOConfig.preset(profile)
+dpo_policy = rl_copy(base)
+_pairs = test_pairs.subset(torch.arange(min(64, len(test_pairs)))).to(device)
+with torch.no_grad():
+    _lc = response_logprobs(dpo_policy, _pairs.chosen, P).sum(1)
+    _lr = response_logprobs(dpo_policy, _pairs.rejected, P).sum(1)
+    _rc, _rr = sequence_logprobs(ref, _pairs.chosen, P), sequence_logprobs(ref, _pairs.rejected, P)
+_init_loss = dpo_loss(_lc, _lr, _rc, _rr, dpo_cfg.beta)[0].item()
+print(f"DPO loss at initialisation: mine {my_dpo_loss(_lc, _lr, _rc, _rr, dpo_cfg.beta):.6f}, "
+      f"course_lib {_init_loss:.6f}, ln 2 = {math.log(2):.6f}")
+claims.check("dpo_loss_is_ln2_at_init", abs(_init_loss - math.log(2)) < 1e-6, required_at="always",
+             loss=_init_loss)
+
+# %%
+dpo_evals = [{"step": 0, **start}]
+
+
+def evaluate_dpo(policy):
+    metrics = evaluator(policy)
+    dpo_evals.append(metrics)
+    return metrics
+
+
+_t0 = time.perf_counter()
+_, dpo_stats = train_dpo(dpo_policy, ref, train_pairs, dpo_cfg, device, evaluate=evaluate_dpo, seed=seed)
+dpo_seconds = time.perf_counter() - _t0
+final_dpo = dpo_evals[-1]
+print({k: round(v, 3) for k, v in final_dpo.items()})
+print(f"last steps: loss {dpo_stats[-1]['loss']:.3f}, implicit-reward accuracy {dpo_stats[-1]['reward_accuracy']:.2f}")
+claims.check("dpo_beats_the_starting_policy", final_dpo["win"] >= 0.6, required_at="lesson",
+             beta=dpo_cfg.beta, win=final_dpo["win"], win_ci=(final_dpo["win_lo"], final_dpo["win_hi"]),
+             kl=final_dpo["kl"], gold_end=final_dpo["gold"], seconds=dpo_seconds)
+claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
+
+# %% [markdown]
+# ## 11. Best-of-n: the baseline that needs no training at all
+#
+# Draw n answers from π_ref and keep the one the reward model likes best. Its distance from π_ref is known
+# exactly: KL = log n − (n−1)/n nats, whatever the reward. It is a strong baseline: OpenAI's
+# reward-model-overoptimisation study (Gao et al., 2022) found it more KL-efficient than RL; its price is
+# n samples at every use instead of one trained model.
+
+# %%
+ns = [1, 2, 4, 8]
+bon = evaluator.best_of_n(rm, ns)
+for row in bon:
+    print(f"n={row['n']:2d}  KL {row['kl']:.3f} (formula {best_of_n_kl(row['n']):.3f})  gold {row['gold']:+.3f}  "
+          f"win {row['win']:.3f}")
+
+# %% [markdown]
+# ## 12. The frontier: how much gold per unit of drift?
+#
+# Every method pays for its improvement with distance from π_ref. Plotting gold against $\sqrt{KL}$ (the
+# scale on which Gao et al. found reward curves to be simple) puts them all on one map. Higher and further
+# left is better. Look for where the β = 0 curve bends down: that is reward hacking, seen from above.
+
+# %%
+frontier = {}
+for label, run in runs.items():
+    its, golds = run["log"].series("evals", "gold")
+    _, kls = run["log"].series("evals", "kl")
+    frontier[label] = ([math.sqrt(max(k, 0.0)) for k in kls], golds)
+frontier[f"DPO β={dpo_cfg.beta:g}"] = ([math.sqrt(max(e["kl"], 0.0)) for e in dpo_evals], [e["gold"] for e in dpo_evals])
+frontier["best-of-n (n=1..8)"] = ([math.sqrt(r["kl"]) for r in bon], [r["gold"] for r in bon])
+frontier["SFT"] = ([0.0, math.sqrt(max(sft_eval["kl"], 0.0))], [start["gold"], sft_eval["gold"]])
+plots.lines(frontier, xlabel="√KL(π ‖ π_ref)  (√nats per response)", ylabel="gold score (held-out prompts)",
+            hline=(start["gold"], "π_ref"), title="Gold reward vs distance from the starting policy");
+
+# %%
+table = [("π_ref (start)", start)] + [(label, run["log"].evals[-1]) for label, run in runs.items()]
+table += [(f"DPO β={dpo_cfg.beta:g}", final_dpo), ("SFT", sft_eval), (f"best-of-{ns[-1]}", bon[-1])]
+rows = ["| method | gold | win vs π_ref (95 % CI) | KL (nats) | RM score | distinct words |", "|---|---|---|---|---|---|"]
+for label, m in table:
+    rows.append(f"| {label} | {m['gold']:+.2f} | {m['win']:.3f} ({m['win_lo']:.2f}–{m['win_hi']:.2f}) | {m['kl']:.2f} "
+                f"| {m.get('proxy', float('nan')):+.2f} | {m['distinct_words']:.2f} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# And what the numbers look like as text: the same held-out prompts, the same sampling seed, before and
+# after. (⏎ marks a line break.)
+
+# %%
+_samples = {"π_ref": evaluator.ref_seq, small: evaluator.sample(runs[small]["policy"]),
+            free: evaluator.sample(runs[free]["policy"]), "DPO": evaluator.sample(dpo_policy)}
+_show = lambda s: s.replace("\n", "⏎").replace("|", "\\|")
+rows = ["| prompt | " + " | ".join(_samples) + " |", "|---" * (len(_samples) + 1) + "|"]
+for i in range(4):
+    cells = []
+    for seq in _samples.values():
+        t = tok.decode(seq[i].tolist())
+        cells.append(f"{_show(t[P:])} ({judge.score([t]).item():+.1f})")
+    rows.append(f"| {_show(tok.decode(eval_prompts[i].tolist()))} | " + " | ".join(cells) + " |")
+display(Markdown("\n".join(rows)))
+print(f"whole notebook so far: {time.perf_counter() - started:.0f} s")
+
+# %% [markdown]
+# ## 13. What still breaks
+#
+# This is the last lesson of the timeline, and RLHF is where the field still argues most.
+#
+# 1. **The critic is the weak link.** Our reward model agrees with held-out labels only somewhat more often
+#    than chance allows, and PPO without a leash found its blind spots within a few dozen iterations. Real
+#    systems fight this with far more comparisons, larger reward models, ensembles and fresh labels on
+#    the policy's *new* answers (iterated RLHF).
+# 2. **The leash is a trade, not a fix.** β buys safety with lost improvement; there is no β that is right
+#    for every prompt, and the KL only measures distance, not whether the drift is harmful.
+# 3. **Our "human" is a toy.** Positive sentiment is a stand-in for "helpful, honest and harmless". People
+#    disagree with each other, reward length and confident tone, and can be fooled by fluent nonsense: the
+#    real reward is much harder to pin down than any judge we could write.
+# 4. **What came next.** DPO and its relatives (IPO, KTO) made preference tuning cheap; RLAIF and
+#    Constitutional AI replace some human labels with a model's judgement; GRPO (2024) drops PPO's value head
+#    and, like RLOO (`course_lib.ppo` with `advantage="rloo"`), uses other samples of the same prompt as the
+#    baseline; and for tasks with checkable answers (maths, code), the "human" becomes a verifier.
+
+# %%
+print(claims.summary())
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (2 points).** The noise ceiling. Given gold scores of the two answers in each pair (tensors
+# `gold_a`, `gold_b`) and a labeller temperature `tau`, return the expected fraction of Bradley–Terry labels
+# that agree with the better answer, as a Python float.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_ceiling", "locked": false, "schema_version": 3, "solution": true}
+def expected_agreement(gold_a, gold_b, tau=1.0):
+    ### BEGIN SOLUTION
+    return torch.sigmoid((gold_a - gold_b).abs() / tau).mean().item()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert abs(expected_agreement(torch.tensor([1.0]), torch.tensor([1.0])) - 0.5) < 1e-9
+### BEGIN HIDDEN TESTS
+_a, _b = torch.randn(500), torch.randn(500)
+for _tau in (0.5, 1.0, 3.0):
+    assert abs(expected_agreement(_a, _b, _tau) - noise_ceiling(_a, _b, _tau)) < 1e-6
+_picks, _ = sample_labels(_a.repeat(400), _b.repeat(400), tau=2.0, generator=torch.Generator().manual_seed(1))
+assert abs((_picks == (_a.repeat(400) > _b.repeat(400))).float().mean().item() - expected_agreement(_a, _b, 2.0)) < 0.01
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (3 points).** Generalised advantage estimation, vectorised over a batch. `rewards` and
+# `values` have shape (batch, T); the value after the last step is 0. Return the advantages (batch, T).
+# (Hint: walk backwards in time, keeping a running advantage per row.)
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_gae", "locked": false, "schema_version": 3, "solution": true}
+def batch_gae(rewards, values, gamma=1.0, lam=0.95):
+    ### BEGIN SOLUTION
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0])
+    for t in reversed(range(rewards.shape[1])):
+        next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros(rewards.shape[0])
+        running = rewards[:, t] + gamma * next_value - values[:, t] + gamma * lam * running
+        advantages[:, t] = running
+    return advantages
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+assert torch.allclose(batch_gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.6, 0.7]])),
+                      torch.tensor([[0.46575, 0.385, 0.3]]), atol=1e-5)
+### BEGIN HIDDEN TESTS
+_r, _v = torch.randn(5, 12), torch.randn(5, 12)
+for _g, _l in [(1.0, 0.95), (0.9, 0.0), (0.99, 1.0)]:
+    assert torch.allclose(batch_gae(_r, _v, _g, _l), gae(_r, _v, _g, _l)[0], atol=1e-5)
+_mc = _r.flip(1).cumsum(1).flip(1) - _v                      # lambda = gamma = 1: return-to-go minus V
+assert torch.allclose(batch_gae(_r, _v, 1.0, 1.0), _mc, atol=1e-4)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** The implicit reward of DPO. Write the DPO loss for one batch from summed
+# response log-probabilities, and check for yourself that it equals ln 2 when the policy is the reference.
+# Then: by how many nats must the policy prefer `y+` over `y−` (relative to π_ref) for the loss to fall to
+# 0.1 at β = 0.1? Return that margin from `margin_for_loss(loss, beta)`.
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_dpo", "locked": false, "schema_version": 3, "solution": true}
+def dpo(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta):
+    ### BEGIN SOLUTION
+    z = beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))
+    return torch.nn.functional.softplus(-z).mean()
+    ### END SOLUTION
+
+
+def margin_for_loss(loss, beta):
+    ### BEGIN SOLUTION
+    # loss = -log sigmoid(beta * m)  =>  beta * m = log(1 / (e^loss - 1))
+    return -math.log(math.exp(loss) - 1) / beta
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_z = torch.zeros(4)
+assert abs(dpo(_z - 3, _z - 5, _z - 3, _z - 5, 0.1).item() - math.log(2)) < 1e-6
+### BEGIN HIDDEN TESTS
+_lc, _lr, _rc, _rr = (torch.randn(16) * 5 for _ in range(4))
+for _beta in (0.05, 0.1, 0.5):
+    assert torch.allclose(dpo(_lc, _lr, _rc, _rr, _beta), dpo_loss(_lc, _lr, _rc, _rr, _beta)[0], atol=1e-6)
+for _loss in (0.1, 0.3, 0.6):
+    _m = margin_for_loss(_loss, 0.1)
+    assert abs(dpo_loss(torch.tensor([_m]), torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]), 0.1)[0].item()
+               - _loss) < 1e-5
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 4 (2 points).** RLOO, the value-free baseline. For `k` answers per prompt, laid out as `k`
+# consecutive entries of `rewards`, each answer's advantage is its reward minus the mean reward of the
+# *other* `k − 1` answers to the same prompt. Return the advantages (same shape as `rewards`).
+
+# %% nbgrader={"grade": false, "grade_id": "ex4_rloo", "locked": false, "schema_version": 3, "solution": true}
+def leave_one_out(rewards, k):
+    ### BEGIN SOLUTION
+    grouped = rewards.view(-1, k)
+    return (grouped - (grouped.sum(1, keepdim=True) - grouped) / (k - 1)).view_as(rewards)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex4_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert torch.allclose(leave_one_out(torch.tensor([1.0, 3.0]), 2), torch.tensor([-2.0, 2.0]))
+### BEGIN HIDDEN TESTS
+from course_lib.ppo import rloo_advantages
+
+assert torch.allclose(leave_one_out(torch.tensor([1.0, 2.0, 3.0, 6.0]), 4), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0]))
+_r = torch.randn(24)
+for _k in (2, 3, 4, 6):
+    assert torch.allclose(leave_one_out(_r, _k), rloo_advantages(_r, _k), atol=1e-6)
+    assert torch.allclose(leave_one_out(_r, _k), _k / (_k - 1) * (_r.view(-1, _k) - _r.view(-1, _k).mean(1, keepdim=True)).view(-1), atol=1e-5)
+### END HIDDEN TESTS
