@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,14 @@ NBGRADER_CONFIG = """\
 c = get_config()
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = {root!r}
+# Submissions are graded in parallel processes: wait for the gradebook's lock instead of failing after 5 s.
+c.CourseDirectory.db_url = {db_url!r}
 # Seconds per cell; nbgrader's default (30) is shorter than some lesson cells.
 c.Execute.timeout = {timeout}
+# nbgrader fails the whole submission when a kernel is slow to start (default 60 s) or its output arrives
+# late (default 4 s): both happen on a busy machine, so allow more.
+c.Execute.startup_timeout = 300
+c.Execute.iopub_timeout = 60
 """
 
 
@@ -112,24 +119,25 @@ def find_exercises(notebook: Path | nbformat.NotebookNode) -> list[Exercise]:
     return [Exercise(i, tuple(sol), tuple(tests), points) for i, (sol, tests, points) in enumerate(groups, 1)]
 
 
+def _db_url(course: Path) -> str:
+    return f"sqlite:///{course / 'gradebook.db'}?timeout=120"
+
+
 def course_directory(build: Path | None = None, timeout: int = 600) -> Path:
     """nbgrader's course directory under build/, with its config (re)written."""
     course = Path(build or paths.build_dir()).resolve() / "nbgrader"
     course.mkdir(parents=True, exist_ok=True)
-    config = NBGRADER_CONFIG.format(course_id=COURSE_ID, root=str(course), timeout=int(timeout))
+    config = NBGRADER_CONFIG.format(course_id=COURSE_ID, root=str(course), db_url=_db_url(course),
+                                    timeout=int(timeout))
     (course / "nbgrader_config.py").write_text(config, encoding="utf-8")
     return course
 
 
-def _require_nbgrader() -> None:
+def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in the course directory (so it reads our nbgrader_config.py)."""
     if importlib.util.find_spec("nbgrader") is None:
         raise RuntimeError("nbgrader is not installed: the classroom tools need the instructor extra "
                            "(.venv/bin/pip install -e '.[instructor]'); students do not need it")
-
-
-def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run one nbgrader command in the course directory (so it reads our nbgrader_config.py)."""
-    _require_nbgrader()
     env = dict(env or os.environ)
     # nbgrader runs the `alembic` script from PATH to open its gradebook: put this venv's scripts first,
     # so that it works without an activated venv.
@@ -139,8 +147,10 @@ def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None) 
 
 
 def _failed(step: str, proc: subprocess.CompletedProcess) -> RuntimeError:
-    log = (proc.stdout + proc.stderr)[-4000:]
-    return RuntimeError(f"nbgrader {step} failed (exit {proc.returncode}); the end of its log:\n{log}")
+    log = proc.stdout + proc.stderr
+    first_error = log.find("| ERROR]")  # the traceback comes first; the end only says "see above"
+    excerpt = log[first_error:first_error + 6000] if first_error >= 0 else log[-4000:]
+    return RuntimeError(f"nbgrader {step} failed (exit {proc.returncode}); its log from the first error:\n{excerpt}")
 
 
 def generate_assignments(lessons: str | list[str] | None = None, build: Path | None = None) -> list[Path]:
@@ -185,33 +195,36 @@ def collect_submissions(folder: Path, lesson_names: list[str]) -> dict[tuple[str
     return found
 
 
-def _kernel_env(course: Path, profile: str) -> dict[str, str]:
-    """The graded notebooks' environment: the profile, no progress bars, and a private build folder so that
-    grading never overwrites the lessons' evidence files under build/results/."""
+def _kernel_env(course: Path, profile: str, threads: int) -> dict[str, str]:
+    """The graded notebooks' environment: the profile, no progress bars, `threads` torch threads each, and a
+    private build folder so that grading never overwrites the lessons' evidence under build/results/."""
     return {**os.environ, "COURSE_PROFILE": check_profile(profile), "TQDM_DISABLE": "1",
-            "COURSE_BUILD_DIR": str(course / "kernel_build")}
+            "COURSE_THREADS": str(threads), "COURSE_BUILD_DIR": str(course / "kernel_build")}
 
 
-def read_marks(course: Path, lesson: str, students: list[str]) -> list[Mark]:
-    """Per-test-cell scores from the gradebook for these students' submissions of `lesson`."""
+def read_marks(course: Path) -> list[Mark]:
+    """Every test cell's score in the gradebook (all lessons and students graded from this build folder)."""
     from nbgrader.api import Gradebook
 
     marks = []
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
-        for student in students:
-            notebook = gb.find_submission_notebook(lesson, lesson, student)
-            for g in sorted(notebook.grades, key=lambda g: g.name):
-                marks.append(Mark(student, lesson, g.name, float(g.score), float(g.max_score)))
-    return marks
+    with Gradebook(_db_url(course), COURSE_ID) as gb:
+        for assignment in gb.assignments:
+            for submission in assignment.submissions:
+                for notebook in submission.notebooks:
+                    marks += [Mark(submission.student.id, assignment.name, g.name, float(g.score), float(g.max_score))
+                              for g in notebook.grades]
+    return sorted(marks, key=lambda m: (m.student, m.lesson, m.grade_id))
 
 
 def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path | None = None,
-          profile: str = "smoke", timeout: int = 600, feedback: bool = True) -> list[Mark]:
+          profile: str = "smoke", timeout: int = 600, jobs: int | None = None, feedback: bool = True) -> list[Mark]:
     """Autograde a folder of submissions -> build/grades.csv, build/grades_by_exercise.csv and (with
-    `feedback`) build/feedback/<student>/NN_name.html. Returns every test cell's mark.
+    `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks, one per test cell.
 
-    One nbgrader autograde per lesson grades all its submissions. A lesson never handed out from this build
-    folder is generated first. Raises after writing the files if nbgrader could not grade some submission.
+    A lesson never handed out from this build folder is generated first. Each submission is one nbgrader
+    autograde, `jobs` of them at a time (default: the cores, at most 4), each kernel with its share of the
+    cores' threads: the course's small models gain nothing from a second thread, so side by side beats
+    nbgrader's one after the other. Raises after writing the files if a submission could not be graded.
     """
     build = Path(build or paths.build_dir()).resolve()
     course = course_directory(build, timeout)
@@ -223,41 +236,50 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
         target = submitted / student / lesson / f"{lesson}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copyfile(path, target)
-
-    env = _kernel_env(course, profile)
-    marks, problems = [], []
-    for lesson in [n for n in names if any(key[1] == n for key in found)]:
+    lessons_found = [n for n in names if any(key[1] == n for key in found)]
+    for lesson in lessons_found:
         if not (course / "release" / lesson / f"{lesson}.ipynb").exists():
             generate_assignments([lesson[:2]], build)
-        students = sorted(s for s, name in found if name == lesson)
-        print(f"{lesson}: autograding {len(students)} submission(s) at profile {profile!r} ...", flush=True)
-        start = time.perf_counter()
-        proc = _nbgrader(["autograde", lesson, "--force"], course, env)
-        print(f"{lesson}: autograded in {time.perf_counter() - start:.0f} s", flush=True)
-        if proc.returncode != 0:
-            problems.append(_failed(f"autograde {lesson}", proc))
-        graded = [s for s in students if (course / "autograded" / s / lesson / f"{lesson}.ipynb").exists()]
-        marks += read_marks(course, lesson, graded)
-        if feedback and graded:
-            proc = _nbgrader(["generate_feedback", lesson, "--force"], course)
-            if proc.returncode != 0:
-                problems.append(_failed(f"generate_feedback {lesson}", proc))
-            for student in graded:
-                html = course / "feedback" / student / lesson / f"{lesson}.html"
-                if html.exists():
-                    (build / "feedback" / student).mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(html, build / "feedback" / student / f"{lesson}.html")
 
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(jobs or min(cores, 4), len(found)))
+    env = _kernel_env(course, profile, threads=max(1, cores // jobs))
+    print(f"autograding {len(found)} submission(s) at profile {profile!r}, {jobs} at a time ...", flush=True)
+    start = time.perf_counter()
+
+    def autograde(key: tuple[str, str]) -> tuple[tuple[str, str], subprocess.CompletedProcess]:
+        student, lesson = key
+        return key, _nbgrader(["autograde", lesson, "--student", student, "--force"], course, env)
+
+    problems = []  # reported at the end: one bad notebook must not stop the others being graded
+    with ThreadPoolExecutor(jobs) as pool:
+        for (student, lesson), proc in pool.map(autograde, sorted(found, key=lambda k: (k[1], k[0]))):
+            if proc.returncode != 0:
+                problems.append(_failed(f"autograde {lesson} for {student}", proc))
+    print(f"autograded in {time.perf_counter() - start:.0f} s", flush=True)
+
+    for lesson in lessons_found if feedback else []:
+        proc = _nbgrader(["generate_feedback", lesson, "--force"], course)
+        if proc.returncode != 0:
+            problems.append(_failed(f"generate_feedback {lesson}", proc))
+        for student in sorted(s for s, name in found if name == lesson):
+            html = course / "feedback" / student / lesson / f"{lesson}.html"
+            if html.exists():
+                (build / "feedback" / student).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(html, build / "feedback" / student / f"{lesson}.html")
+
+    # Both tables cover the whole gradebook, like nbgrader's export; the return value is this batch only.
     proc = _nbgrader(["export", "--to", str(build / "grades.csv")], course)
     if proc.returncode != 0:
         problems.append(_failed("export", proc))
+    marks = read_marks(course)
     with open(build / "grades_by_exercise.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "lesson", "test_cell", "score", "max_score"])
         writer.writerows([m.student, m.lesson, m.grade_id, m.score, m.max_score] for m in marks)
     if problems:
         raise RuntimeError("\n\n".join(str(p) for p in problems))
-    return marks
+    return [m for m in marks if (m.student, m.lesson) in found]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     grader.add_argument("--lessons", default=os.environ.get("LESSONS", ""), help='e.g. "01 02" (default: all)')
     grader.add_argument("--profile", default="smoke", choices=PROFILES, help="profile the submissions run at")
     grader.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    grader.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores, <= 4)")
     args = parser.parse_args(argv)
 
     build = paths.build_dir()
@@ -279,12 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         for copy in copies:
             print(" ", copy.name)
         return 0
-    marks = grade(args.submissions, args.lessons, build, args.profile, args.timeout)
-    totals: dict[tuple[str, str], list[float]] = {}
+    marks = grade(args.submissions, args.lessons, build, args.profile, args.timeout, args.jobs)
+    totals: dict[tuple[str, str], tuple[float, float]] = {}
     for m in marks:
-        score = totals.setdefault((m.student, m.lesson), [0.0, 0.0])
-        score[0] += m.score
-        score[1] += m.max_score
+        score, max_score = totals.get((m.student, m.lesson), (0.0, 0.0))
+        totals[(m.student, m.lesson)] = (score + m.score, max_score + m.max_score)
     print(f"{'student':20s} {'lesson':16s} score")
     for (student, lesson), (score, max_score) in sorted(totals.items()):
         print(f"{student:20s} {lesson:16s} {score:g} / {max_score:g}")

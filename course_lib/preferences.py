@@ -115,13 +115,13 @@ class RewardConfig(Presets):
     pairs: int = 6000           # prompts offered to the labeller (near-ties are then dropped)
     held_out: int = 500         # labelled pairs kept for testing, never trained on
     tau: float = 1.0            # the labeller's noise: larger = more coin flips
-    tie_margin: float = 1.0     # gold differences below this are "about the same" and skipped
+    tie_margin: float = 2.0     # gold differences below this are "about the same" and skipped
     epochs: int = 2
     batch: int = 32
     lr: float = 3e-4
 
     PRESETS = {
-        "smoke": dict(pairs=160, held_out=40, epochs=1, batch=16),
+        "smoke": dict(pairs=256, held_out=24, epochs=1, batch=16),
         "lesson": dict(),
         "gpu": dict(pairs=20000, held_out=2000, epochs=2, batch=64),
     }

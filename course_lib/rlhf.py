@@ -39,11 +39,11 @@ class RLHFConfig(Presets):
     max_val_loss: float = 2.0        # a cached 06 checkpoint worse than this is not used (e.g. a smoke run)
     # the fallback when lesson 06's checkpoint is missing: pretrain a small char GPT here
     pretrain_model: str = "baby"     # a GPTConfig preset
-    pretrain_steps: int = 1200
+    pretrain_steps: int = 800
     pretrain_batch: int = 32
     pretrain_lr: float = 2e-3
     # supervised fine-tuning on the answers the human preferred
-    sft_steps: int = 150
+    sft_steps: int = 100
     sft_batch: int = 32
     sft_lr: float = 1e-4
 

@@ -35,7 +35,7 @@ class Seq2SeqConfig(Presets):
     embed: int = 128
     hidden: int = 256              # decoder width; the bidirectional encoder gives each direction hidden // 2
     layers: int = 1
-    cell: str = "lstm"             # "lstm" or "gru" (nn.LSTM / nn.GRU: lesson 02 built the cell itself)
+    cell: str = "gru"              # "gru" or "lstm" (nn.GRU / nn.LSTM: lesson 02 built the LSTM cell itself)
     dropout: float = 0.0
     attention: bool = False        # False: lesson 03's fixed context; True: lesson 04's attention
     attn_dim: int = 0              # width of the attention's scoring layer; 0: same as hidden

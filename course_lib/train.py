@@ -201,14 +201,13 @@ class Trainer:
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------------
-    def elapsed(self) -> float | None:
-        """Seconds of training so far, this fit() included; None outside fit()."""
-        if self._fit_start is None:
-            return None
-        return self.history.seconds + time.perf_counter() - self._fit_start
+    def elapsed(self) -> float:
+        """Seconds of training so far, over every fit() call, the running one included."""
+        running = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.history.seconds + running
 
     def out_of_time(self) -> bool:
-        return self.cfg.max_seconds is not None and (self.elapsed() or 0.0) >= self.cfg.max_seconds
+        return self.cfg.max_seconds is not None and self.elapsed() >= self.cfg.max_seconds
 
     def fit(self, until: int | None = None) -> History:
         """Train from the current step up to `until` (default: cfg.steps), or until `cfg.max_seconds` of

@@ -427,8 +427,6 @@ claims.check("both_sides_beat_left_side_only", bert_fill > gpt_fill, required_at
 # The head reads the `[CLS]` position through BERT's tanh "pooler", as in the original paper.
 
 # %%
-import copy
-
 from course_lib.mlm import accuracy_on, classification_batches_by_step, classify_loss
 
 dev_rows = [tok.encode(s, max_len=recipe.max_sentence) for s, _ in dev_pairs]
@@ -439,25 +437,24 @@ order = torch.randperm(len(sst2_train), generator=torch.Generator().manual_seed(
 pretrained_state = {k: v.detach().clone() for k, v in bert.state_dict().items()}
 
 
-def fine_tune(start_from: str, n_labels: int, steps: int) -> float:
+def fine_tune(pretrained: bool, n_labels: int, steps: int) -> float:
+    """Fine-tune a fresh copy (pretrained or random) on the first `n_labels` shuffled examples; dev accuracy."""
     torch.manual_seed(seed)
     model = BERT(BertConfig.preset(profile, vocab_size=len(tok))).to(device)   # dropout back on for fine-tuning
-    if start_from == "pretrained":
+    if pretrained:
         model.load_state_dict(pretrained_state)
-    picked_rows = [tok.encode(sst2_train[i][0], max_len=recipe.max_sentence) for i in order[:n_labels]]
-    picked_labels = [sst2_train[i][1] for i in order[:n_labels]]
-    trainer = Trainer(model, classify_loss, classification_batches_by_step(picked_rows, picked_labels,
-                      recipe.finetune_batch, tok.pad_id, seed), recipe.finetune_config(steps), device=device,
-                      name=f"{start_from}, {n_labels} labels", live_plot=False)
-    trainer.fit()
+    rows = [tok.encode(sst2_train[i][0], max_len=recipe.max_sentence) for i in order[:n_labels]]
+    labels = [sst2_train[i][1] for i in order[:n_labels]]
+    Trainer(model, classify_loss, classification_batches_by_step(rows, labels, recipe.finetune_batch, tok.pad_id, seed),
+            recipe.finetune_config(steps), device=device, live_plot=False,
+            name=f"{'pretrained' if pretrained else 'scratch'}, {n_labels} labels").fit()
     return accuracy_on(model, dev_rows, dev_labels, tok.pad_id)
 
 
 transfer = {"pretrained": [], "from scratch": []}
 for n_labels, steps in zip(recipe.label_budgets, recipe.finetune_steps):
-    for start_from in transfer:
-        transfer[start_from].append(fine_tune(start_from.split()[-1] if start_from == "from scratch" else start_from,
-                                              n_labels, steps))
+    transfer["pretrained"].append(fine_tune(True, n_labels, steps))
+    transfer["from scratch"].append(fine_tune(False, n_labels, steps))
     print(f"{n_labels:>6} labels ({steps} steps): pretrained {transfer['pretrained'][-1]:.1%}, "
           f"from scratch {transfer['from scratch'][-1]:.1%}")
 
@@ -686,7 +683,6 @@ from course_lib.attention import key_mask
 _real = torch.tensor([[True] * 5 + [False] * 2, [True] * 7])
 assert torch.equal(attention_mask(_real, False), key_mask(_real)[:, 0].expand(-1, 7, -1))
 assert torch.equal(attention_mask(_real, True), key_mask(_real)[:, 0] & causal_mask(7))
-_q, _k, _v = torch.randn(3, 2, 1, 7, 4).unbind(0)
 _lib = EncoderLayer(BertConfig(d_model=8, n_heads=2, d_ff=16, dropout=0.0, attn_dropout=0.0)).eval()
 _x = torch.randn(2, 7, 8)
 assert torch.allclose(_lib(_x, attention_mask(_real, False)[:, None]), _lib(_x, key_mask(_real)), atol=1e-6)

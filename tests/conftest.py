@@ -2,6 +2,7 @@ import os
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")  # plain pytest only; notebooks keep the inline backend
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -12,3 +13,12 @@ def tmp_build(tmp_path, monkeypatch):
     """A private build/ so tests never touch the real one."""
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "build"))
     return tmp_path / "build"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Unit tests use tiny tensors: extra threads only add synchronisation (costly on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,15 +10,6 @@ from course_lib.attention import (MultiHeadAttention, as_torch_attention, attend
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add synchronisation, which costs a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def qkv(batch=3, heads=2, lq=5, lk=7, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(batch, heads, lq, d, generator=g), torch.randn(batch, heads, lk, d, generator=g),

@@ -17,14 +17,6 @@ HF_SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attentio
                 attention_probs_dropout_prob=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomised(model):
     """Random LayerNorms and biases too (fresh ones are 1 / 0, which would hide a mix-up)."""
     torch.manual_seed(1)

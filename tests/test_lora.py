@@ -7,14 +7,6 @@ from course_lib.bert import BERT, BertConfig
 from course_lib.lora import LoRALinear, add_lora, count_trainable, merge_lora
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_bert():
     torch.manual_seed(0)
     return BERT(BertConfig(vocab_size=60, max_len=16, d_model=32, n_layers=2, n_heads=4, d_ff=64, dropout=0.0,

@@ -131,4 +131,6 @@ def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_en
     assert history.lrs[-1] < 0.5 * cfg.lr                                # most of the decay happened
     assert lr_at(10, cfg, elapsed=0.3) == pytest.approx(cfg.lr / 10)     # time up: the floor
     assert lr_at(10, cfg, elapsed=0.0) == pytest.approx(cfg.lr)
-    assert t.elapsed() is None                                           # only counts inside fit()
+    assert t.elapsed() == history.seconds and t.out_of_time()
+    t.fit()                                                               # the budget is spent: nothing more
+    assert t.step == len(history.losses) and t.out_of_time()

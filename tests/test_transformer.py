@@ -15,15 +15,6 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 D, HEADS, FF = 16, 4, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add synchronisation, which costs a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomise_norms(module: nn.Module) -> None:
     """LayerNorms start as the identity affine map; give them real weights so copying them is tested."""
     with torch.no_grad():
