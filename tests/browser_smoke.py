@@ -141,11 +141,12 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(120_000)  # Lab's first load is slow on a busy machine (30 s is not enough)
                 page_errors: list[str] = []
                 page.on("pageerror", lambda err: page_errors.append(str(err)))
-                page.goto(f"{base}/lab/tree/{nb.name}?token={token}")
-                page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=120_000)
-                page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")', timeout=120_000)
+                page.goto(f"{base}/lab/tree/{nb.name}?token={token}", wait_until="domcontentloaded")
+                page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
+                page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")')
                 run_started = run_all(page)
                 while True:  # done when the first cell has its number and none is waiting or running ([*])
                     prompts = page.evaluate(PROMPTS_JS)
@@ -163,7 +164,7 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
                         raise TimeoutError(f"the saved notebook does not show the {ran} executed cells after 60 s")
                     time.sleep(0.5)
                 image = page.locator(".jp-OutputArea-output img").first
-                image.scroll_into_view_if_needed(timeout=10_000)
+                image.scroll_into_view_if_needed()
                 plot_width = image.evaluate("img => img.naturalWidth")
                 screenshot = paths.build_dir() / "browser" / f"{nb.stem}.png"
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
