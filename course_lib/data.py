@@ -191,10 +191,14 @@ def _fetch_one(url: str, part: Path, desc: str) -> None:
             shutil.copyfileobj(src, out)
 
 
-def _mirror_url(mirror: str, dataset: str, file: str) -> str:
+def _mirror_urls(mirror: str, dataset: str, file: str) -> list[str]:
+    """Where a mirror keeps a file. A relative folder (`../shared/datasets`) is tried against the current
+    directory and against the repository root: kernels started by papermill or nbgrader run elsewhere."""
     if "://" in mirror:
-        return f"{mirror.rstrip('/')}/{dataset}/{file}"
-    return str(Path(mirror).expanduser().resolve() / dataset / file)
+        return [f"{mirror.rstrip('/')}/{dataset}/{file}"]
+    folder = Path(mirror).expanduser()
+    bases = [folder.resolve()] if folder.is_absolute() else [folder.resolve(), (paths.ROOT / folder).resolve()]
+    return list(dict.fromkeys(str(base / dataset / file) for base in bases))
 
 
 def fetch(dataset: str, file: str | None = None) -> Path:
@@ -214,7 +218,7 @@ def fetch(dataset: str, file: str | None = None) -> Path:
     candidates: list[str] = []
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
-        candidates.append(_mirror_url(mirror, dataset, rf.name))
+        candidates.extend(_mirror_urls(mirror, dataset, rf.name))
     candidates.extend(rf.urls)
 
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import paths
 from .data import train_val_split
 from .generate import generate, token_logprobs
 from .gpt import GPT, GPTConfig
@@ -27,9 +26,6 @@ from .lm_data import batches_by_step, evaluate_lm, lm_loss
 from .metrics import wilson_interval
 from .presets import Presets
 from .train import Trainer, TrainConfig
-
-CHECKPOINT = "06_gpt_char.safetensors"
-
 
 @dataclass
 class RLHFConfig(Presets):
@@ -80,7 +76,7 @@ def pretrained_policy(text: str, cfg: RLHFConfig, device: torch.device, use_cach
     from . import gpt as gpt_module
 
     train_text, val_text = train_val_split(text)
-    path = paths.checkpoints_dir() / CHECKPOINT
+    path = gpt_module.checkpoint_path("lesson")
     if use_cache and path.exists():
         model, tok, meta = gpt_module.load(path, device)
         val_loss = meta.get("val_loss")

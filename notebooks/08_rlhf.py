@@ -140,7 +140,7 @@ for line, score in zip(examples, judge.score(examples).tolist()):
     print(f"{score:+6.2f}  {line!r}\n        bias {judge.bias:+.2f} {parts}")
 happy, grim = judge.score(examples[:2]).tolist()
 claims.check("judge_reads_sentiment", dev_acc >= 0.80 and happy > 0 > grim, required_at="always",
-             sst2_dev_acc=dev_acc, happy=happy, grim=grim)
+             sst2_dev_acc=dev_acc, happy=happy, grim=grim);
 
 # %% [markdown]
 # ## 3. The task, and how the starting policy does
@@ -165,7 +165,7 @@ print({k: round(v, 3) for k, v in start.items()})
 for t, g in list(zip(evaluator.texts(evaluator.ref_seq), evaluator.ref_gold.tolist()))[:5]:
     print(f"{g:+6.2f}  {t[:P]!r} -> {t[P:]!r}")
 claims.check("reference_vs_itself_is_a_coin_flip", start["kl"] == 0.0 and start["win"] == 0.5,
-             required_at="always", kl=start["kl"], win=start["win"], gold=start["gold"])
+             required_at="always", kl=start["kl"], win=start["win"], gold=start["gold"]);
 
 # %% [markdown]
 # ## 4. Collecting preferences, Bradley–Terry style
@@ -198,7 +198,7 @@ print(f"labels that agree with the better answer: {_agree:.4f}; predicted ceilin
       f"course_lib: {noise_ceiling(_ga, _gb):.4f}")
 claims.check("bradley_terry_labels_match_the_formula", abs(_agree - _ceiling.item()) < 0.01
              and abs(_ceiling.item() - noise_ceiling(_ga, _gb)) < 1e-6, required_at="always",
-             agreement=_agree, ceiling=_ceiling.item())
+             agreement=_agree, ceiling=_ceiling.item());
 
 # %%
 rm_cfg = RewardConfig.preset(profile)
@@ -267,7 +267,7 @@ print(f"mine {my_bradley_terry_loss(_rc, _rr):.6f} | course_lib {bradley_terry_l
       f"hand case r+=2, r-=0: {bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0])):.6f} (= log(1+e^-2))")
 claims.check("bradley_terry_loss_matches", torch.allclose(my_bradley_terry_loss(_rc, _rr), bradley_terry_loss(_rc, _rr))
              and abs(bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0])).item() - math.log1p(math.exp(-2))) < 1e-6,
-             required_at="always")
+             required_at="always");
 
 # %%
 rm, rm_history = train_reward_model(base, train_pairs, test_pairs, rm_cfg, device, seed=seed)
@@ -279,7 +279,7 @@ print(f"held-out pairs: agrees with the labeller {rm_acc['acc_labels']:.3f} (noi
       f" with the noiseless gold order {rm_acc['acc_gold']:.3f}")
 claims.check("reward_model_beats_0.7_on_held_out_pairs", rm_acc["acc_labels"] >= 0.7, required_at="lesson",
              acc_labels=rm_acc["acc_labels"], acc_gold=rm_acc["acc_gold"], noise_ceiling=test_pairs.ceiling,
-             held_out_pairs=len(test_pairs), train_pairs=len(train_pairs))
+             held_out_pairs=len(test_pairs), train_pairs=len(train_pairs));
 
 # %%
 _proxy = rm.score(evaluator.ref_seq).cpu()
@@ -343,7 +343,7 @@ print(f"PPO loss mine {my_ppo_loss(_ratio, _adv):.4f} | course_lib {_loss:.4f}, 
 claims.check("gae_and_ppo_loss_match_hand_values", torch.allclose(_lib[0], torch.tensor(_mine))
              and abs(_lib[0, 0].item() - 0.46575) < 1e-6 and abs(_loss.item() - 0.225) < 1e-6
              and abs(my_ppo_loss(_ratio, _adv).item() - 0.225) < 1e-6 and _clipfrac.item() == 0.5,
-             required_at="always", gae=_lib[0].tolist(), ppo_loss=_loss.item(), clipfrac=_clipfrac.item())
+             required_at="always", gae=_lib[0].tolist(), ppo_loss=_loss.item(), clipfrac=_clipfrac.item());
 
 # %% [markdown]
 # Now the real thing, with a small β. `train_ppo` runs on the course's `Trainer`: its "batch source"
@@ -401,7 +401,7 @@ claims.check("ppo_beats_the_starting_policy", final_small["win"] >= 0.6 and fina
              and final_small["kl"] <= 10 and final_small["gold"] > start["gold"], required_at="lesson",
              beta=BETA_SMALL, win=final_small["win"], win_ci=(final_small["win_lo"], final_small["win_hi"]),
              kl=final_small["kl"], gold_start=start["gold"], gold_end=final_small["gold"],
-             prompts=cfg.eval_prompts, seconds=runs[small]["seconds"])
+             prompts=cfg.eval_prompts, seconds=runs[small]["seconds"]);
 
 # %% [markdown]
 # ## 8. Reward hacking: take the leash off
@@ -433,7 +433,7 @@ claims.check("reward_hacking_without_kl_penalty",
              and final_free["distinct_words"] < start["distinct_words"], required_at="lesson",
              proxy_at_gold_peak=log_free.evals[peak]["proxy"], proxy_end=final_free["proxy"],
              gold_peak=_gold[peak], gold_end=final_free["gold"], peak_iteration=_it[peak], kl_end=final_free["kl"],
-             distinct_words_start=start["distinct_words"], distinct_words_end=final_free["distinct_words"])
+             distinct_words_start=start["distinct_words"], distinct_words_end=final_free["distinct_words"]);
 
 # %% [markdown]
 # ## 9. A tight leash
@@ -477,7 +477,7 @@ _init_loss = dpo_loss(_lc, _lr, _rc, _rr, dpo_cfg.beta)[0].item()
 print(f"DPO loss at initialisation: mine {my_dpo_loss(_lc, _lr, _rc, _rr, dpo_cfg.beta):.6f}, "
       f"course_lib {_init_loss:.6f}, ln 2 = {math.log(2):.6f}")
 claims.check("dpo_loss_is_ln2_at_init", abs(_init_loss - math.log(2)) < 1e-6, required_at="always",
-             loss=_init_loss)
+             loss=_init_loss);
 
 # %%
 dpo_evals = [{"step": 0, **start}]
@@ -498,7 +498,7 @@ print(f"last steps: loss {dpo_stats[-1]['loss']:.3f}, implicit-reward accuracy {
 claims.check("dpo_beats_the_starting_policy", final_dpo["win"] >= 0.6, required_at="lesson",
              beta=dpo_cfg.beta, win=final_dpo["win"], win_ci=(final_dpo["win_lo"], final_dpo["win_hi"]),
              kl=final_dpo["kl"], gold_end=final_dpo["gold"], seconds=dpo_seconds)
-claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
+claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, ref_snapshot), required_at="always");
 
 # %% [markdown]
 # ## 11. Best-of-n: the baseline that needs no training at all

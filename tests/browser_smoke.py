@@ -77,7 +77,10 @@ def start_lab(root: Path, work: Path, token: str, port: int) -> subprocess.Popen
         for name, values in files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(json.dumps(values))
+    # One torch thread unless told otherwise: the smoke models gain nothing from more, and on a busy machine
+    # a second thread made a lesson several times slower. What is under test here is the page, not the threads.
     env = {**os.environ, "COURSE_PROFILE": "smoke", "COURSE_BUILD_DIR": str(work / "build"),
+           "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1"),
            "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(work / "workspaces"),
            "JUPYTER_CONFIG_DIR": str(config),
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}

@@ -34,6 +34,20 @@ def test_good_file_from_mirror_folder_verifies(tmp_path, cache, monkeypatch):
     assert path.read_bytes() == b"hello world\n"
 
 
+def test_relative_mirror_is_found_from_another_working_directory(tmp_path, cache, monkeypatch):
+    # CI sets COURSE_DATA_MIRROR=../shared/datasets; kernels that nbgrader or papermill start run elsewhere
+    root = tmp_path / "checkout" / "repo"
+    (root.parent / "mirror" / "toy").mkdir(parents=True)
+    (root.parent / "mirror" / "toy" / "toy.txt").write_bytes(b"relative")
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    _register(monkeypatch, b"relative", (DEAD,))
+    monkeypatch.setattr(data.paths, "ROOT", root)
+    monkeypatch.setenv("COURSE_DATA_MIRROR", "../mirror")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert data.fetch("toy").read_bytes() == b"relative"
+
+
 def test_mirror_as_file_url(tmp_path, cache, monkeypatch):
     (tmp_path / "m" / "toy").mkdir(parents=True)
     (tmp_path / "m" / "toy" / "toy.txt").write_bytes(b"abc")
