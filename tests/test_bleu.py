@@ -73,6 +73,16 @@ def test_agrees_with_sacrebleu_within_half_a_point_on_the_test_split():
     assert 20 < sacre < 95 and abs(ours - sacre) < 0.5, (ours, sacre)
 
 
+def test_model_style_output_with_unknowns_and_hyphens_agrees_with_sacrebleu():
+    # what a small model writes: <unk> tokens and hyphenated French words, which sacrebleu must not re-split
+    rng = random.Random(2)
+    vocab = ["<unk>", "peut-être", "est-ce", "je", "suis", "là", ".", "?", "a-t-il", "l'homme", "chat"]
+    refs = [[rng.choice(vocab[1:]) for _ in range(rng.randint(5, 12))] for _ in range(200)]
+    hyps = [[w if rng.random() < 0.7 else rng.choice(vocab) for w in r] for r in refs]
+    ours, sacre = bleu(hyps, refs), corpus_bleu(hyps, refs)
+    assert 10 < ours < 95 and ours == pytest.approx(sacre, abs=1e-6)
+
+
 def test_bleu_by_bucket_splits_by_length():
     refs = [["a", "b", "c", "d"], ["a", "b", "c", "d", "e", "f"], ["x", "y", "z", "w", "v", "u", "t"]]
     hyps = [["a", "b", "c", "d"], ["a", "b", "c", "d", "e", "g"], ["q"] * 7]

@@ -58,11 +58,11 @@ def test_unknown_parameter_is_refused():
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch):
+def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch):
+    # tmp_build: `make test` must never overwrite the evidence a `make course` run left in build/
     monkeypatch.setenv("TQDM_DISABLE", "1")
     out_dir = paths.build_dir() / "test-executed"
     results = paths.results_dir() / f"{nb_path.stem}.json"
-    results.unlink(missing_ok=True)
     runner.execute(nb_path, "smoke", out_dir, progress=False, timeout=600)
     data = json.loads(results.read_text())
     assert data["profile"] == "smoke" and data["claims"], "the lesson recorded no claims"
