@@ -411,8 +411,21 @@ def fill_in_accuracy(batches):
 bert_fill, gpt_fill = fill_in_accuracy(val_batches)
 print(f"fill-in-the-blank accuracy on held-out text: BERT (both sides) {bert_fill:.1%}, "
       f"GPT (left side only) {gpt_fill:.1%}")
-claims.check("both_sides_beat_left_side_only", bert_fill > gpt_fill, required_at="lesson",
+# Recorded, not required: at CPU budgets the result goes against the intuition (see below).
+claims.check("both_sides_beat_left_side_only", bert_fill > gpt_fill, required_at="never",
              bert=bert_fill, gpt=gpt_fill, bert_steps=recipe.pretrain_steps, gpt_steps=recipe.gpt_steps)
+
+# %% [markdown]
+# Surprised? On the course's own `lesson` run (2 CPU cores) the GPT **won** this race: 11.3 % against BERT's 8.7 %,
+# although BERT sees both sides of every blank. The reason is how much each model learns per step. A GPT step turns
+# *every* position into a training example (here 16 × 32 = 512 of them); a BERT step learns only from the 15 % it
+# hid, about 77. Giving BERT four times the batch for half the steps (twice the text) lifted it only to about
+# 10–11 %: after a few minutes both models have learned little more than which words are common and which pairs of
+# words go together, and at that stage the left neighbour alone is nearly as good a clue as both neighbours. The
+# two-sided view pays off once a model knows enough to use it, after far more text than a CPU lesson can afford. At
+# scale it does: the BERT paper's ablation trained a left-to-right model on the same data for the same steps, and
+# the two-sided one beat it on every downstream task. We keep the measurement, and its honest result, as a lesson
+# in itself: an advantage in principle is not an advantage at every budget.
 
 # %% [markdown]
 # ## 6. Transfer: does pretraining pay when labels are scarce?
@@ -466,9 +479,21 @@ fig = plots.lines({k: (np.log10(recipe.label_budgets), v) for k, v in transfer.i
                   title="Same BERT, same fine-tuning: pretrained vs from scratch", hline=(0.5, "chance"))
 
 gains = [p - s for p, s in zip(transfer["pretrained"], transfer["from scratch"])]
-claims.check("pretraining_helps_with_few_labels", gains[0] >= 0.03, required_at="lesson",
+# Recorded, not required: two minutes of MLM on a CPU do not buy a transferable model (see below).
+claims.check("pretraining_helps_with_few_labels", gains[0] >= 0.03, required_at="never",
              labels=list(recipe.label_budgets), pretrained=transfer["pretrained"],
              scratch=transfer["from scratch"], gain_at_fewest=gains[0])
+
+# %% [markdown]
+# Here the course has to be honest with you: on its own `lesson` run the pretrained BERT did **not** beat the one
+# from scratch. We measured 50.1 % against 53.4 % with 100 labels, 62.6 % against 67.3 % with 1,000 and 74.7 %
+# against 76.8 % with 10,000; reading the sentence through the mean of the token states instead of `[CLS]`, or
+# fine-tuning with a smaller learning rate, left it within a point or two of scratch either way. With 100 labels
+# both models sit near chance, where the 872 dev sentences cannot separate them (a 95 % interval there is about
+# ±3 points). The deeper reason is the pretraining budget: a model that fills only about 9 % of blanks correctly
+# has learned which words are common, not what they mean, so there is little for fine-tuning to transfer.
+# Pretraining pays when it has read enough text to learn something a few labels cannot teach. The next section
+# shows exactly that with a model that read about a billion sentence pairs.
 
 # %% [markdown]
 # ## 7. A real pretrained BERT: all-MiniLM-L6-v2
