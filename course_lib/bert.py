@@ -91,20 +91,22 @@ class BertRecipe(Presets):
     finetune_batch: int = 32
     finetune_lr: float = 3e-4
     probe_examples: int = 2000
-    minilm_steps: int = 300
+    minilm_steps: int = 900              # 300 steps reached 85.7 % on SST-2 dev, 900 reached 87.6 %
     minilm_lr: float = 1e-4
     lora_rank: int = 8
-    lora_lr: float = 1e-3
-    eval_every: int = 100
+    lora_steps: int = 600
+    lora_lr: float = 2e-3                # LoRA's few weights want a larger step than full fine-tuning
+    eval_every: int = 150
 
     PRESETS = {
         "smoke": dict(corpus_lines=3000, vocab=2000, held_out_tokens=2000, pretrain_steps=30, val_batches=1,
                       gpt_steps=15, dev_sentences=64, label_budgets=(20, 40), finetune_steps=(3, 3),
-                      finetune_batch=8, probe_examples=64, minilm_steps=3, eval_every=0),
+                      finetune_batch=8, probe_examples=64, minilm_steps=3, lora_steps=3, eval_every=0),
         "lesson": dict(),
         "gpu": dict(vocab=16000, block=128, batch=64, pretrain_steps=20000, pretrain_lr=1e-3,
                     pretrain_dropout=0.1, min_mlm_gain=0.2, gpt_steps=10000, label_budgets=(100, 1000, 10000, 67349),
-                    finetune_steps=(200, 500, 1500, 4000), minilm_steps=4000, minilm_lr=5e-5, eval_every=500),
+                    finetune_steps=(200, 500, 1500, 4000), minilm_steps=4000, minilm_lr=5e-5, lora_steps=4000,
+                    eval_every=500),
     }
 
     def pretrain_config(self, steps: int | None = None):
@@ -120,10 +122,11 @@ class BertRecipe(Presets):
         return TrainConfig(steps=steps, lr=self.finetune_lr, warmup=max(1, steps // 10), schedule="linear",
                            min_lr=0.0, weight_decay=0.01)
 
-    def minilm_config(self, lr: float | None = None):
+    def minilm_config(self, lr: float | None = None, steps: int | None = None):
         from .train import TrainConfig
 
-        return TrainConfig(steps=self.minilm_steps, lr=lr or self.minilm_lr, warmup=max(1, self.minilm_steps // 10),
+        steps = steps or self.minilm_steps
+        return TrainConfig(steps=steps, lr=lr or self.minilm_lr, warmup=max(1, steps // 10),
                            schedule="linear", min_lr=0.0, weight_decay=0.01, eval_every=self.eval_every)
 
 
