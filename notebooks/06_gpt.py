@@ -284,12 +284,14 @@ plots.loss_curves({"baby": baby_history}, title="nanoGPT baby recipe on tiny Sha
 
 #
 # nanoGPT's README reports **1.88** for this recipe, from its own noisier estimate (20 random batches of 12
-# windows). On the course's `lesson` run we measured **1.903**: the same recipe, line by line (shape, batch,
-# steps, learning rates and schedule, β₂, weight decay on matrices only, clipping at 1, GPT-2's initialisation),
-# yet about 1 % short of the published figure. nanoGPT's number is one run with one seed, scored on 20 random
-# batches; ours is one run with another seed, scored on every validation character. Whether seeds alone move
-# the result by two hundredths we have not measured yet, so the claim at the end of the notebook is recorded
-# and reported, not required: a miss that small should not stop the lesson.
+# windows). On the course's `lesson` run we measured **1.903**: the same recipe, line by line (shape, batch, steps,
+# learning rates and schedule, β₂, weight decay on matrices only, clipping at 1, GPT-2's initialisation), yet about
+# 1 % short of the published figure. Is that luck? Five seeds (0–4) gave 1.903, 1.902, 1.914, 1.897 and 1.915, and
+# nanoGPT's own style of estimate (20 random batches of 12 windows, five draws for each of seeds 1–4) ranged from
+# 1.898 to 1.935: no run came near 1.88, so the gap is not seed noise. We have not found its cause; one known
+# difference is that nanoGPT's feed-forward layer uses the exact GELU, ours GPT-2's tanh approximation (so that
+# GPT-2 checkpoints load exactly). The claim at the end of the notebook is therefore recorded and reported, not
+# required: a miss of two hundredths should not stop the lesson.
 
 # %%
 claims.check("loss_falls", baby_val < 0.9 * math.log(len(chars)), required_at="always",
@@ -591,7 +593,7 @@ baby_cfg, baby_batch = gpt.recipe(baby_preset)
 notebook_minutes = (time.perf_counter() - notebook_start) / 60
 # Timings depend on the machine: recorded for the evidence table, never required.
 claims.check("notebook_within_10_minutes", notebook_minutes <= 10, required_at="never", minutes=notebook_minutes)
-# Reported, not required: our runs land at ~1.90, a hair above nanoGPT's published 1.88 (see section 3).
+# Reported, not required: five seeds land at 1.897-1.915, above nanoGPT's published 1.88 (see section 3).
 claims.check("baby_recipe_val_loss", baby_val <= 1.88, required_at="never", val_loss=baby_val, target=1.88,
              steps=baby_cfg.steps, batch=baby_batch, block=baby.cfg.block_size,
              train_minutes=baby_history.seconds / 60)
