@@ -222,7 +222,11 @@ def fetch(dataset: str, file: str | None = None) -> Path:
     candidates.extend(rf.urls)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    # A private partial file: kernels that start together (nbgrader grades submissions in parallel) may fetch
+    # the same file at once, and must not write into or delete each other's download.
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    part = Path(tmp_name)
     tried: list[str] = []
     for url in candidates:
         try:

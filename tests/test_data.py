@@ -48,6 +48,21 @@ def test_relative_mirror_is_found_from_another_working_directory(tmp_path, cache
     assert data.fetch("toy").read_bytes() == b"relative"
 
 
+def test_concurrent_fetches_of_one_file_all_succeed(tmp_path, cache, monkeypatch):
+    # graded notebooks start together and fetch the same file: no download may clobber another's
+    from concurrent.futures import ThreadPoolExecutor
+
+    content = os.urandom(1 << 20)
+    (tmp_path / "mirror" / "toy").mkdir(parents=True)
+    (tmp_path / "mirror" / "toy" / "toy.txt").write_bytes(content)
+    _register(monkeypatch, content, (DEAD,))
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(tmp_path / "mirror"))
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: data.fetch("toy"), range(8)))
+    assert all(p.read_bytes() == content for p in paths)
+    assert sorted(x.name for x in (cache / "toy").iterdir()) == ["toy.txt"]     # no partial files left behind
+
+
 def test_mirror_as_file_url(tmp_path, cache, monkeypatch):
     (tmp_path / "m" / "toy").mkdir(parents=True)
     (tmp_path / "m" / "toy" / "toy.txt").write_bytes(b"abc")
