@@ -44,6 +44,9 @@ class TrainConfig(Presets):
     log_every: int = 10                # how often the loss is recorded into the history
     checkpoint_every: int = 0          # 0: no periodic checkpoints
     amp: bool = True                   # bf16 autocast on CUDA (no-op elsewhere)
+    keep_best: str | None = None       # an eval metric (lower is better): when training ends, go back to the
+                                       # weights of its best evaluation (early stopping; nanoGPT keeps its
+                                       # best checkpoint the same way). Held in memory, not in checkpoints.
     max_seconds: float | None = None   # a wall-clock budget: stop once training has run this long (`steps`
                                        # still caps it); the decay then follows the fraction of time used
 
@@ -89,6 +92,7 @@ class History:
     lrs: list[float] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)   # each has "step"
     seconds: float = 0.0
+    restored: dict[str, float] = field(default_factory=dict)      # keep_best: the evaluation gone back to
 
     def eval_series(self, key: str) -> tuple[list[int], list[float]]:
         pts = [(e["step"], e[key]) for e in self.evals if key in e]
@@ -157,6 +161,7 @@ class Trainer:
         self.live_plot = (_in_notebook() and self.progress) if live_plot is None else live_plot
         self._plot = None
         self._fit_start: float | None = None   # perf_counter() when the current fit() began
+        self._best: tuple[float, dict, dict[str, torch.Tensor]] | None = None  # keep_best: (value, eval, weights)
 
     # -- one step ----------------------------------------------------------------------------------
     def _compute_loss(self, batch) -> tuple[torch.Tensor, dict]:
@@ -197,8 +202,25 @@ class Trainer:
         with autocast(self.device, self.cfg.amp):
             metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
         self.model.train(was_training)
-        self.history.evals.append({"step": self.step, **metrics})
+        record = {"step": self.step, **metrics}
+        self.history.evals.append(record)
+        key = self.cfg.keep_best
+        if key is not None:
+            if key not in metrics:
+                raise KeyError(f"keep_best={key!r} but the eval function returned only {sorted(metrics)}")
+            if self._best is None or metrics[key] < self._best[0]:
+                weights = {k: v.detach().clone() for k, v in unwrap(self.model).state_dict().items()}
+                self._best = (metrics[key], record, weights)
         return metrics
+
+    def restore_best(self) -> dict[str, float]:
+        """Load the weights of the best evaluation so far (`cfg.keep_best`); return that evaluation."""
+        if self._best is None:
+            raise RuntimeError("no evaluation recorded yet: keep_best needs eval_fn and at least one evaluation")
+        _, record, weights = self._best
+        unwrap(self.model).load_state_dict(weights)
+        self.history.restored = dict(record)
+        return record
 
     # -- the loop ----------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -233,6 +255,8 @@ class Trainer:
             if finished and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
                 self.evaluate()
                 self._update_plot()
+            if finished and self.cfg.keep_best is not None:
+                self.restore_best()
         finally:
             bar.close()
             self.history.seconds += time.perf_counter() - start

@@ -134,3 +134,29 @@ def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_en
     assert t.elapsed() == history.seconds and t.out_of_time()
     t.fit()                                                               # the budget is spent: nothing more
     assert t.step == len(history.losses) and t.out_of_time()
+
+
+def test_keep_best_goes_back_to_the_best_evaluation():
+    # Training pulls w towards 5; the "validation" metric wants w = 2, so it improves, then worsens (overfitting).
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    pull = lambda m, batch: ((m.weight - 5.0) ** 2).sum()
+    val = lambda m: {"val_loss": ((m.weight - 2.0) ** 2).item()}
+    cfg = TrainConfig(steps=60, lr=0.1, eval_every=5, grad_clip=None, keep_best="val_loss")
+    weights_at = {}
+    trainer = Trainer(model, pull, lambda step: None, cfg, progress=False,
+                      eval_fn=lambda m: (weights_at.__setitem__(trainer.step, m.weight.item()), val(m))[1])
+    history = trainer.fit()
+    best = min(history.evals, key=lambda e: e["val_loss"])
+    assert 0 < best["step"] < 60                                   # the best was mid-run, not the end
+    assert history.evals[-1]["val_loss"] > best["val_loss"]        # ... and the run got worse after it
+    assert model.weight.item() == weights_at[best["step"]]        # the weights are the best step's, exactly
+    assert history.restored == best
+
+
+def test_keep_best_needs_the_metric():
+    trainer = Trainer(nn.Linear(1, 1), lambda m, b: m.weight.sum() ** 2, lambda step: None,
+                      TrainConfig(steps=3, eval_every=1, keep_best="val_loss"), progress=False,
+                      eval_fn=lambda m: {"accuracy": 1.0})
+    with pytest.raises(KeyError, match="keep_best='val_loss'.*accuracy"):
+        trainer.fit()
