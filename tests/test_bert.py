@@ -221,5 +221,7 @@ def test_probe_fits_only_the_classifier_and_accuracy_reads_it():
 def test_recipes_fit_their_models(profile):
     r = BertRecipe.preset(profile)
     assert len(r.label_budgets) == len(r.finetune_steps) and list(r.label_budgets) == sorted(r.label_budgets)
+    assert len(r.transfer_budgets) == len(r.transfer_steps) == len(set(r.transfer_budgets)) >= 2
+    assert list(r.transfer_budgets) == sorted(r.transfer_budgets) and r.transfer_config(7).steps == 7
     assert r.block <= BertConfig.preset(profile).max_len and r.max_sentence <= BertConfig.preset(profile).max_len
     assert r.pretrain_config().steps == r.pretrain_steps and r.minilm_config(lr=1e-3).lr == 1e-3
