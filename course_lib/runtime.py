@@ -66,13 +66,23 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (the fast path on modern GPUs); a no-op context on CPU and MPS.
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX512-BF16 or AMX), where oneDNN runs bf16 matmuls fast."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check()) or bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
-    On CPU, bf16 autocast is slower than fp32 for the small models of this course, so we leave it off.
+
+def autocast(device: torch.device, enabled: bool = True, cpu: bool = False):
+    """bf16 autocast on CUDA (the fast path on modern GPUs); a no-op context on MPS.
+
+    On CPU it is off unless `cpu=True` *and* the CPU has native bf16: for the course's small models bf16 only
+    adds conversions, and without the instructions it is emulated (slow). MiniLM (22 M parameters) does gain:
+    1.6x per fine-tuning step on an AVX512-BF16 CPU.
     """
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if enabled and cpu and device.type == "cpu" and cpu_has_native_bf16():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -29,6 +29,18 @@ def test_autocast_is_a_no_op_on_cpu():
         assert (x @ x).dtype == torch.float32
 
 
+def test_cpu_bf16_only_when_asked_and_native(monkeypatch):
+    x = torch.randn(4, 4)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    with runtime.autocast(torch.device("cpu"), cpu=True):
+        assert (x @ x).dtype == torch.bfloat16
+    with runtime.autocast(torch.device("cpu"), enabled=False, cpu=True):
+        assert (x @ x).dtype == torch.float32
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)   # emulated bf16 would be slow: stay fp32
+    with runtime.autocast(torch.device("cpu"), cpu=True):
+        assert (x @ x).dtype == torch.float32
+
+
 def test_profiles_and_setup(capsys):
     with pytest.raises(ValueError, match="smoke, lesson, gpu"):
         runtime.check_profile("quick")

@@ -160,3 +160,20 @@ def test_keep_best_needs_the_metric():
                       eval_fn=lambda m: {"accuracy": 1.0})
     with pytest.raises(KeyError, match="keep_best='val_loss'.*accuracy"):
         trainer.fit()
+
+
+def test_cpu_amp_runs_the_step_in_bf16_where_the_cpu_has_it(monkeypatch):
+    from course_lib import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    seen = []
+
+    def recording_loss(model, batch):
+        out = model(batch[0])
+        seen.append(out.dtype)
+        return F.cross_entropy(out.float(), batch[1])
+
+    for cpu_amp in (False, True):
+        torch.manual_seed(0)
+        Trainer(Tiny(), recording_loss, get_batch, TrainConfig(steps=2, cpu_amp=cpu_amp), progress=False).fit()
+    assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2
