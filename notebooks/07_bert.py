@@ -649,9 +649,9 @@ claims.check("minilm_sst2_dev_at_least_87pct", minilm_acc >= 0.87, required_at="
 # *Analogy*: tracing paper over a finished map. You draw your changes on the thin sheet and the map stays
 # untouched; many sheets can share one map; and when you are sure, you ink the changes into the map itself.
 #
-# We start LoRA from the same probed model as the full fine-tune, on the same data. Each LoRA step is cheaper
-# (no gradients for the frozen matrices), and its few weights take a larger learning rate; to stay inside the
-# lesson's time budget it gets four fifths of the full fine-tune's steps (`recipe.lora_steps`).
+# We start LoRA from the same probed model as the full fine-tune and give it the same data and the same number
+# of steps. Each LoRA step is a little cheaper (no weight gradients for the frozen matrices), and its few
+# weights take a larger learning rate.
 
 # %%
 from course_lib.lora import add_lora, count_trainable, merge_lora
