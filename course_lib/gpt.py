@@ -63,7 +63,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # nanoGPT's baby recipe: batch 12, 2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, AdamW beta2 0.99
     "baby": dict(batch=12, steps=2000, lr=1e-3, min_lr=1e-4, warmup=100, betas=(0.9, 0.99), weight_decay=0.1,
                  eval_every=250),
-    "lesson": dict(batch=32, steps=1500, lr=2e-3, min_lr=2e-4, warmup=100, betas=(0.9, 0.99), weight_decay=0.1,
+    "lesson": dict(batch=32, steps=1200, lr=2e-3, min_lr=2e-4, warmup=100, betas=(0.9, 0.99), weight_decay=0.1,
                    eval_every=250),
     # nanoGPT's shakespeare_char GPU recipe. The model overfits after ~2000 steps, so, like nanoGPT (which keeps
     # its best checkpoint), training ends on the weights of the best evaluation.

@@ -311,7 +311,7 @@ claims.check("loss_falls", baby_val < 0.9 * math.log(len(chars)), required_at="a
 # ## 4 · The lesson model: same shape, more text
 #
 # The baby model has seen 1.5 M characters, about one and a half passes over the training text. The lesson
-# preset keeps the shape (4 × 4 × 128) but doubles the context to 128 characters and trains on about four times
+# preset keeps the shape (4 × 4 × 128) but doubles the context to 128 characters and trains on about three times
 # as many characters with a higher learning rate. This is the model lesson 08 will teach manners to, so we
 # save it. (At `profile=gpu` this cell trains nanoGPT's own GPU recipe instead: 6 layers, 384 dimensions, a
 # 256-character context, dropout 0.2, 5000 steps of 64 windows. That model starts to memorise the training
