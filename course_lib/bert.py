@@ -127,11 +127,8 @@ class BertRecipe(Presets):
                            min_lr=0.0, weight_decay=0.01)
 
     def transfer_config(self, steps: int):
-        """Fine-tuning either side of the MiniLM transfer experiment: MiniLM's learning rate, every weight trained."""
-        from .train import TrainConfig
-
-        return TrainConfig(steps=steps, lr=self.minilm_lr, warmup=max(1, steps // 10), schedule="linear",
-                           min_lr=0.0, weight_decay=0.01, cpu_amp=True)
+        """Either side of the MiniLM transfer experiment: MiniLM's own fine-tuning recipe, for `steps` steps."""
+        return self.minilm_config(steps=steps)
 
     def minilm_config(self, lr: float | None = None, steps: int | None = None):
         from .train import TrainConfig
