@@ -58,7 +58,7 @@ from course_lib import runtime
 from course_lib.claims import Claims
 
 device = runtime.setup(profile, seed)
-claims = Claims("08_rlhf", profile, device)
+claims = Claims("10_rlhf", profile, device)
 
 # %%
 import dataclasses
