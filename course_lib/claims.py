@@ -7,12 +7,19 @@
 `required_at` says at which profiles the claim must hold: "always" (mechanics: oracles, shapes, loss falls),
 "lesson" (learning results: lesson and gpu), "gpu", or "never" (reported only). A required claim that fails
 raises `ClaimFailed` with its numbers, after it has been written down.
+
+The course's rule: a claim that can fail a run must hold on every machine the course supports (a laptop, a busy
+CI machine, a faster server, a GPU). So a required claim may not carry a time, a speed or a speed ratio among
+its metrics (`check` refuses one); timings are measurements, recorded in claims with required_at="never".
+Where speed is the lesson's point, the required claim counts the work (FLOPs, tokens recomputed, sequential
+steps) and the measured time goes beside it as a reported claim.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +32,18 @@ from .runtime import PROFILES, check_profile
 _REQUIRED = {"always": PROFILES, "lesson": ("lesson", "gpu"), "gpu": ("gpu",), "never": ()}
 
 
+# Metric names that read a clock: seconds, minutes, "_s" suffixes, rates per second, speedups, throughput.
+CLOCK_METRIC = re.compile(r"seconds|minutes|(^|_)(s|ms)$|per_s(ec)?($|_)|per_second|speedup|throughput|time",
+                          re.IGNORECASE)
+
+
 class ClaimFailed(AssertionError):
     pass
+
+
+def clock_metrics(metrics: dict[str, Any]) -> list[str]:
+    """The metric names among `metrics` that are times or speeds (see CLOCK_METRIC)."""
+    return sorted(k for k in metrics if CLOCK_METRIC.search(k))
 
 
 def _plain(value: Any) -> Any:
@@ -62,6 +79,11 @@ class Claims:
     def check(self, name: str, passed: bool, required_at: str = "lesson", **metrics: Any) -> bool:
         if required_at not in _REQUIRED:
             raise ValueError(f"required_at={required_at!r}: expected one of {sorted(_REQUIRED)}")
+        clocked = clock_metrics(metrics)
+        if required_at != "never" and clocked:
+            raise ValueError(f"claim {name!r} is required at {required_at!r} but carries clock metric(s) {clocked}: "
+                             "a claim that can fail a run must not depend on the machine's speed. Count the work "
+                             "instead, and record the timing in a claim with required_at='never'")
         passed = bool(passed)
         required = self.profile in _REQUIRED[required_at]
         record = {"name": name, "passed": passed, "required": required, "required_at": required_at,

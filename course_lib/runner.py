@@ -4,8 +4,10 @@
 
 For each notebook: check its parameters (papermill only *warns* about unknown names, we refuse them), run it
 with `COURSE_PROFILE` set, save the executed copy under build/executed/, render it to HTML under build/html/.
-A failing notebook stops the run and says which notebook, which cell, and which executed copy to open.
-At the end, build/report.md and build/html/index.html hold the evidence table (course_lib.report).
+A failing notebook is reported (which notebook, which cell, which executed copy to open) and the run goes on
+with the next lessons, so one lesson never hides the others' results; the exit status is non-zero at the end,
+with a summary of what failed. Then build/report.md and build/html/index.html hold the evidence table
+(course_lib.report).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def discover(lessons: str | list[str] | None = None) -> list[Path]:
     if not lessons:
         return found
     wanted = lessons.replace(",", " ").split() if isinstance(lessons, str) else list(lessons)
+    wanted = list(dict.fromkeys(w.zfill(2) for w in wanted))       # "01 01" runs lesson 01 once
     by_number = {p.name[:2]: p for p in found}
     unknown = [w for w in wanted if w.zfill(2) not in by_number]
     if unknown:
@@ -84,10 +87,13 @@ def _describe_failure(err: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute the course notebooks and collect the evidence.")
-    parser.add_argument("--profile", default=os.environ.get("PROFILE", "lesson"), choices=PROFILES)
+    parser.add_argument("--profile", default=os.environ.get("PROFILE", "lesson"), choices=PROFILES,
+                        help="default: $PROFILE, else lesson")
     parser.add_argument("--lessons", default=os.environ.get("LESSONS", ""), help='e.g. "01 02" (default: all)')
     parser.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     args = parser.parse_args(argv)
+    if args.profile not in PROFILES:        # argparse checks `choices` only for values given on the command line
+        parser.error(f"PROFILE={args.profile!r}: expected one of {', '.join(PROFILES)}")
 
     notebooks = discover(args.lessons)
     if not notebooks:
@@ -97,19 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     executed_dir, html_dir = build / "executed", build / "html"
     print(f"Running {len(notebooks)} notebook(s) at profile '{args.profile}' -> {executed_dir}")
     total_start = time.perf_counter()
+    failed: list[tuple[str, str]] = []
     for i, nb in enumerate(notebooks, 1):
         print(f"\n[{i}/{len(notebooks)}] {nb.name} ...", flush=True)
-        (paths.results_dir() / f"{nb.stem}.json").unlink(missing_ok=True)  # no stale evidence
+        out = executed_dir / nb.name
+        # no stale evidence: an old results file or executed copy must never pass for this run's
+        (paths.results_dir() / f"{nb.stem}.json").unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+        (html_dir / f"{nb.stem}.html").unlink(missing_ok=True)
         start = time.perf_counter()
         try:
-            out = execute(nb, args.profile, executed_dir)
+            execute(nb, args.profile, executed_dir)
         except Exception as err:  # papermill raises PapermillExecutionError with the cell's details
-            out = executed_dir / nb.name
-            print(f"\nFAILED: {nb.name} at profile '{args.profile}': {_describe_failure(err)}\n"
-                  f"Open the executed copy to see the traceback: {out}", file=sys.stderr)
-            if out.exists() and not args.no_html:
-                print(f"(rendered: {render_html(out, html_dir)})", file=sys.stderr)
-            return 1
+            why = _describe_failure(err)
+            failed.append((nb.name, why))
+            print(f"\nFAILED: {nb.name} at profile '{args.profile}': {why}", file=sys.stderr)
+            if out.exists():
+                print(f"Open the executed copy to see the traceback: {out}", file=sys.stderr)
+                if not args.no_html:
+                    print(f"(rendered: {render_html(out, html_dir)})", file=sys.stderr)
+            print("Going on with the next lessons.", file=sys.stderr, flush=True)
+            continue
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - start:.0f} s", flush=True)
         if not args.no_html:
             render_html(out, html_dir)
@@ -117,10 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     from .report import write_report
 
     report = write_report(profile=args.profile)
-    print(f"\nAll {len(notebooks)} notebook(s) passed in {time.perf_counter() - total_start:.0f} s.")
-    print(f"Evidence table: {report}  (HTML: {html_dir / 'index.html'})")
+    minutes = (time.perf_counter() - total_start) / 60
+    print(f"\nEvidence table: {report}  (HTML: {html_dir / 'index.html'})")
+    if failed:
+        print(f"\n{len(failed)} of {len(notebooks)} notebook(s) FAILED at profile '{args.profile}' "
+              f"({minutes:.1f} min):", file=sys.stderr)
+        for name, why in failed:
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 1
+    print(f"All {len(notebooks)} notebook(s) passed in {minutes:.1f} min.")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

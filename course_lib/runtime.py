@@ -72,16 +72,33 @@ def cpu_has_native_bf16() -> bool:
     return bool(check and check()) or bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
+def cpu_amp_allowed() -> bool:
+    """Whether CPU bf16 autocast may be used: the CPU has native bf16, unless `COURSE_CPU_AMP=0` turns it off.
+
+    `COURSE_CPU_AMP=0` runs the fp32 path on any CPU, so one machine can check a lesson on both numeric paths
+    (results must hold on both: learners' CPUs differ). `COURSE_CPU_AMP=1` insists on bf16 and fails where
+    the CPU has no bf16 instructions (emulated bf16 would be very slow).
+    """
+    wanted = os.environ.get("COURSE_CPU_AMP", "").strip()
+    if wanted not in ("", "0", "1"):
+        raise ValueError(f"COURSE_CPU_AMP={wanted!r}: expected 0 (fp32), 1 (bf16) or unset (bf16 where native)")
+    if wanted == "0":
+        return False
+    if wanted == "1" and not cpu_has_native_bf16():
+        raise RuntimeError("COURSE_CPU_AMP=1 but this CPU has no native bf16 (AVX512-BF16 or AMX); unset it")
+    return cpu_has_native_bf16()
+
+
 def autocast(device: torch.device, enabled: bool = True, cpu: bool = False):
     """bf16 autocast on CUDA (the fast path on modern GPUs); a no-op context on MPS.
 
-    On CPU it is off unless `cpu=True` *and* the CPU has native bf16: for the course's small models bf16 only
-    adds conversions, and without the instructions it is emulated (slow). MiniLM (22 M parameters) does gain:
-    1.6x per fine-tuning step on an AVX512-BF16 CPU.
+    On CPU it is off unless `cpu=True` *and* the CPU has native bf16 (and `COURSE_CPU_AMP` is not 0): for the
+    course's small models bf16 only adds conversions, and without the instructions it is emulated (slow).
+    MiniLM (22 M parameters) does gain: 1.6x per fine-tuning step on an AVX512-BF16 CPU.
     """
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    if enabled and cpu and device.type == "cpu" and cpu_has_native_bf16():
+    if enabled and cpu and device.type == "cpu" and cpu_amp_allowed():
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -101,7 +118,9 @@ def setup(profile: str, seed: int = 0, device: str | None = None) -> torch.devic
     Prints one line so a learner sees what the notebook runs on.
     """
     check_profile(profile)
-    set_threads()
+    # smoke sizes are tiny: a second thread only adds synchronisation, and on a busy machine a thread that waits
+    # for a descheduled sibling made lesson 05's smoke training 15x slower than one thread (measured)
+    set_threads(1 if profile == "smoke" and not os.environ.get("COURSE_THREADS") else None)
     dev = pick_device(device)
     seed_everything(seed)
     print(f"profile={profile} | device={describe(dev)} | torch {torch.__version__} | seed={seed}")

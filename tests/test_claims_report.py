@@ -42,3 +42,22 @@ def test_report_collects_every_claim(tmp_build):
     md = write_report().read_text()
     assert "| 01_demo | a | x=1 | pass | always |" in md
     assert (tmp_build / "html" / "index.html").read_text().count("<tr class='ok'>") == 1
+
+
+@pytest.mark.parametrize("metric", ["seconds", "train_s", "cached_s", "train_minutes", "tokens_per_s",
+                                    "steps_per_sec", "speedup", "time_slope", "throughput", "latency_ms"])
+@pytest.mark.parametrize("required_at", ["always", "lesson", "gpu"])
+def test_required_claim_may_not_carry_a_clock_metric(tmp_build, metric, required_at):
+    """The course's rule: a claim that can fail a run must not depend on the machine's speed."""
+    c = Claims("99_demo", "smoke")
+    with pytest.raises(ValueError, match=rf"'fast'.*clock metric.*{metric}"):
+        c.check("fast", True, required_at=required_at, **{metric: 1.0})
+    assert c.records == []
+
+
+def test_reported_claim_may_carry_timings_and_work_counts_are_not_clocks(tmp_build):
+    c = Claims("99_demo", "smoke")
+    c.check("speed", True, required_at="never", speedup=6.0, cached_s=0.6, tokens_per_s=7000.0)
+    c.check("work", True, required_at="always", flops_ratio=60.0, steps=1200, test_sentences=8197,
+            positions_recomputed=4096, memory_slope=1.9)
+    assert [r["name"] for r in c.records] == ["speed", "work"]

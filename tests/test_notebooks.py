@@ -46,6 +46,30 @@ def test_ipynb_matches_its_jupytext_source(nb_path):
     assert strip(have.cells) == strip(want.cells), f"run `make notebooks` to regenerate {nb_path.name}"
 
 
+def _claim_calls(source: str):
+    """(name, required_at source, metric names) of every `claims.check(...)` call in a jupytext source."""
+    import ast
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    for node in ast.walk(ast.parse(code)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "claims"):
+            keywords = {k.arg: k.value for k in node.keywords if k.arg}
+            required = ast.unparse(keywords.pop("required_at")) if "required_at" in keywords else "'lesson'"
+            yield ast.unparse(node.args[0]), required, sorted(keywords)
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_no_required_claim_reads_the_clock(nb_path):
+    """The course's rule (README, contributing): a claim that can fail a run must hold on any machine, so its
+    metrics are never a time or a speed. Static, so it also covers claims that only run at `gpu`."""
+    from course_lib.claims import CLOCK_METRIC
+    calls = list(_claim_calls(nb_path.with_suffix(".py").read_text(encoding="utf-8")))
+    assert calls, "the lesson checks no claims"
+    clocked = [(name, required, [m for m in metrics if CLOCK_METRIC.search(m)]) for name, required, metrics in calls
+               if required != "'never'" and any(CLOCK_METRIC.search(m) for m in metrics)]
+    assert not clocked, f"required claims carrying clock metrics: {clocked}"
+
+
 def test_no_data_files_tracked():
     out = subprocess.run(["git", "ls-files", "datasets"], cwd=paths.ROOT, capture_output=True, text=True).stdout
     assert out.split() in ([], ["datasets/README.md"]), f"data files are tracked: {out}"

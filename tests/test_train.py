@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 
+from course_lib import train as train_module
 from course_lib.train import Trainer, TrainConfig, load_weights, lr_at, save_weights
 
 
@@ -115,18 +116,31 @@ def test_save_and_load_weights_round_trip(tmp_path):
         assert torch.equal(p, q)
 
 
-def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_end():
-    import time
+class FakeClock:
+    """Stands in for `time` inside course_lib.train: the clock moves only when a step says so."""
 
-    def slow_loss(model, batch):
-        time.sleep(0.01)                     # about 10 ms a step: 0.3 s holds some 30 steps, not 1000
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def clocked_loss(clock, seconds_per_step):
+    def loss(model, batch):
+        clock.now += seconds_per_step
         return loss_fn(model, batch)
+    return loss
 
+
+def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_end(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module, "time", clock)
     cfg = TrainConfig(steps=1000, lr=1e-2, warmup=2, max_seconds=0.3, log_every=1)
-    t = Trainer(Tiny(), slow_loss, get_batch, cfg, progress=False,
+    t = Trainer(Tiny(), clocked_loss(clock, 0.01), get_batch, cfg, progress=False,    # 10 ms a step: 30 fit
                 eval_fn=lambda m: {"val_loss": loss_fn(m, get_batch(10_000)).item()})
     history = t.fit()
-    assert 5 <= t.step < 1000 and history.seconds >= 0.3
+    assert t.step == 30 and history.seconds == pytest.approx(0.3)
     assert history.evals and history.evals[-1]["step"] == t.step        # the final evaluation happened
     assert history.lrs[-1] < 0.5 * cfg.lr                                # most of the decay happened
     assert lr_at(10, cfg, elapsed=0.3) == pytest.approx(cfg.lr / 10)     # time up: the floor
@@ -134,6 +148,20 @@ def test_a_time_budget_stops_the_run_decays_on_the_clock_and_evaluates_at_the_en
     assert t.elapsed() == history.seconds and t.out_of_time()
     t.fit()                                                               # the budget is spent: nothing more
     assert t.step == len(history.losses) and t.out_of_time()
+
+
+def test_a_time_budget_still_trains_min_steps_on_a_very_slow_machine(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module, "time", clock)
+    cfg = TrainConfig(steps=1000, lr=1e-2, warmup=2, max_seconds=3.0, min_steps=20, log_every=1)
+    t = Trainer(Tiny(), clocked_loss(clock, 100.0), get_batch, cfg, progress=False)   # 100 s a step
+    history = t.fit()
+    assert t.step == 20 and history.losses[-1] < history.losses[0]
+    assert history.lrs[10] > history.lrs[19] > cfg.lr / 10 - 1e-12      # decays over the guaranteed steps
+    with pytest.raises(ValueError, match="min_steps"):
+        TrainConfig(steps=10, min_steps=11)
+    with pytest.raises(ValueError, match="max_seconds"):
+        TrainConfig(max_seconds=0)
 
 
 def test_keep_best_goes_back_to_the_best_evaluation():

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..attention import scaled_dot_product_attention
 from ..plots import fit_power_law
@@ -95,10 +96,18 @@ def best_time(fn: Callable[[], object], repeats: int, device: torch.device) -> f
     return min(times)
 
 
+def counted_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of the matrix products in `fn()`, counted by PyTorch's FlopCounterMode: the
+    same on every machine. Fused kernels it has no formula for (SDPA on a CPU) count as 0."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def measure(lengths: list[int], head_dim: int = 64, heads: int = 1, batch: int = 1,
             device: torch.device | str = "cpu", repeats: int = 5, threads: int | None = None) -> list[dict]:
-    """For each length and implementation: best seconds per call, measured peak bytes, and the bytes of one
-    (batch, heads, length, length) fp32 score table, the analytic figure to compare with.
+    """For each length and implementation: best seconds per call, measured peak bytes, counted FLOPs, and the
+    bytes of one (batch, heads, length, length) fp32 score table, the analytic figure to compare with.
 
     `threads` pins the CPU thread count while timing: one thread measures the work itself, undisturbed by
     how the operating system schedules helper threads on a busy machine.
@@ -120,7 +129,8 @@ def measure(lengths: list[int], head_dim: int = 64, heads: int = 1, batch: int =
             with torch.no_grad():
                 seconds = best_time(call, repeats, device)
                 peak = peak_memory_bytes(call, device)
-            rows.append({"impl": name, "length": length, "seconds": seconds, "peak_bytes": peak,
+                flops = counted_flops(call)
+            rows.append({"impl": name, "length": length, "seconds": seconds, "peak_bytes": peak, "flops": flops,
                          "score_table_bytes": batch * heads * length * length * 4})
     return rows
 
