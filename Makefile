@@ -43,13 +43,13 @@ $(INSTRUCTOR): $(STAMP)
 	@touch $(INSTRUCTOR)
 
 data: $(STAMP)
-	$(PY) -m course_lib.data
+	$(PY) -m course_lib.core.data
 
 notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --update --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
 
 course: $(STAMP) data
-	$(PY) -m course_lib.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"
+	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"
 
 test: $(INSTRUCTOR)
 	$(VENV)/bin/pytest
@@ -60,16 +60,16 @@ test-browser: $(INSTRUCTOR)
 	$(PY) tests/browser_smoke.py
 
 assignments: $(INSTRUCTOR)
-	$(PY) -m course_lib.classroom assignments --lessons "$(LESSONS)"
+	$(PY) -m course_lib.harness.classroom assignments --lessons "$(LESSONS)"
 
 grade: $(INSTRUCTOR)
-	$(PY) -m course_lib.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)"
+	$(PY) -m course_lib.harness.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
-	$(PY) -m course_lib.bench
+	$(PY) -m course_lib.harness.bench
 
 clean:
 	rm -rf build .pytest_cache

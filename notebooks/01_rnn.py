@@ -48,25 +48,33 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
+import math
+import random
+from collections import Counter
 
-device = runtime.setup(profile, seed)
-claims = Claims("01_rnn", profile, device)
+import torch
+import torch.nn as nn
+
+from course_lib.core import (Trainer, accuracy, count_parameters, load_names, load_shakespeare, plots, runtime,
+                             train_val_split)
+from course_lib.harness.lesson import Lesson
+from course_lib.recipes import CharLMRecipe, NamesRecipe
+from course_lib.recurrent import (CharLM, RNNCell, RecurrentConfig, SequenceClassifier, copy_cell_into_torch,
+                                  gradient_by_distance, unroll)
+from course_lib.text import (CharTokenizer, batches_by_step, evaluate_lm, lm_loss, pad_batch, uniform_loss,
+                             window_batch)
+from course_lib.text.tokenizers import PAD
+
+lesson = Lesson("01_rnn", profile, seed)
+device, claims = lesson.device, lesson.claims
 
 # %% [markdown]
 # ## 1. The cell, written out
 #
 # Here is the whole idea in a few lines. We write it ourselves, then check it against PyTorch's `nn.RNN`
-# with the same weights. `course_lib.rnn.RNNCell` is the same code; the rest of the course uses that one.
+# with the same weights. `course_lib.recurrent.rnn.RNNCell` is the same code; the rest of the course uses that one.
 
 # %%
-import math
-
-import torch
-import torch.nn as nn
-
-
 class MyRNNCell(nn.Module):
     def __init__(self, input_size, hidden_size):
         super().__init__()
@@ -92,7 +100,6 @@ def run_rnn(cell, xs, h):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from course_lib.rnn import RNNCell, copy_cell_into_torch, unroll
 
 torch.manual_seed(0)
 mine, reference = MyRNNCell(10, 20), nn.RNN(10, 20, batch_first=True)
@@ -134,11 +141,6 @@ claims.check("rnn_cell_matches_torch", err < 1e-5, required_at="always", max_abs
 # across windows, nothing flows (*truncated* BPTT), so the window length bounds what gradients can teach.
 
 # %%
-from course_lib.data import load_shakespeare, train_val_split
-from course_lib.lm_data import batches_by_step, evaluate_lm, lm_loss, uniform_loss
-from course_lib.rnn import CharLM, CharLMRecipe, RecurrentConfig, count_parameters
-from course_lib.tokenizers import CharTokenizer
-
 text = load_shakespeare()
 tok = CharTokenizer.fit(text)
 train_text, val_text = train_val_split(text)
@@ -164,9 +166,6 @@ print("--- before training ---")
 print(sample(char_rnn))
 
 # %%
-from course_lib.train import Trainer
-
-
 def val_loss(model):
     return {"val_loss": evaluate_lm(model, val_ids, recipe.block, batch=32, batches=10)}
 
@@ -174,14 +173,13 @@ def val_loss(model):
 initial_val = val_loss(char_rnn)["val_loss"]
 trainer = Trainer(char_rnn, lm_loss, batches_by_step(train_ids, recipe.block, recipe.batch, seed),
                   recipe.train_config(), device=device, eval_fn=val_loss, name="char-RNN")
+trainer.add_callback("on_eval", plots.LiveLossPlot("char-RNN"))     # redraws the loss plot at every evaluation
 history = trainer.fit()
 final_val = history.last_eval("val_loss")
 print(f"validation loss: {initial_val:.3f} -> {final_val:.3f} nats/char "
       f"({final_val / math.log(2):.3f} bits/char) in {history.seconds:.0f} s")
 
 # %%
-from course_lib import plots
-
 plots.loss_curves({"char-RNN": history}, title="char-RNN on tinyshakespeare");
 print("--- after training ---")
 print(sample(char_rnn))
@@ -204,14 +202,6 @@ claims.check("char_rnn_val_loss_at_most_2.2", final_val <= 2.2, required_at="les
 # unbalanced: Russian alone is about 47 %, so *always answer Russian* is the baseline to beat.
 
 # %%
-import random
-from collections import Counter
-
-from course_lib.data import load_names
-from course_lib.metrics import accuracy
-from course_lib.rnn import NamesRecipe, SequenceClassifier
-from course_lib.tokenizers import PAD, CharTokenizer, pad_batch
-
 pairs = load_names()
 languages = sorted({lang for _, lang in pairs})
 random.Random(seed).shuffle(pairs)
@@ -226,8 +216,8 @@ print(f"{len(pairs):,} names, {len(languages)} languages, {len(name_tok)} symbol
 
 
 def encode_names(batch_pairs):
-    ids, lengths = pad_batch([name_tok.encode(n) for n, _ in batch_pairs], name_tok.pad_id)
-    return ids, lengths, torch.tensor([lang_id[lang] for _, lang in batch_pairs])
+    ids, mask = pad_batch([name_tok.encode(n) for n, _ in batch_pairs], name_tok.pad_id)
+    return ids, mask.sum(1), torch.tensor([lang_id[lang] for _, lang in batch_pairs])
 
 
 names_recipe = NamesRecipe.preset(profile)
@@ -274,7 +264,8 @@ plots.heatmap(confusion, xlabels=languages, ylabels=languages, xlabel="predicted
 
 
 def guess(name):
-    ids, lengths = pad_batch([name_tok.encode(name)], name_tok.pad_id)
+    ids, mask = pad_batch([name_tok.encode(name)], name_tok.pad_id)
+    lengths = mask.sum(1)
     with torch.no_grad():
         probs = classifier(ids.to(device), lengths.to(device)).softmax(-1)[0]
     top = probs.topk(3)
@@ -309,10 +300,6 @@ claims.check("names_test_accuracy_at_least_70pct", test_acc >= 0.70, required_at
 # decay is a straight line, whose slope is the per-step shrink factor.
 
 # %%
-from course_lib.gradient_flow import gradient_by_distance
-from course_lib.lm_data import window_batch
-from course_lib.rnn import RNNCell
-
 # the scratch cell with the trained weights, so we can differentiate through every step
 probe_cell = RNNCell(char_rnn.cfg.embed, char_rnn.cfg.hidden).to(device)
 with torch.no_grad():

@@ -55,11 +55,22 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
+import math
 
-device = runtime.setup(profile, seed)
-claims = Claims("02_lstm", profile, device)
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_lib.core import Trainer, count_parameters, load_shakespeare, plots, runtime, train_val_split
+from course_lib.harness.lesson import Lesson
+from course_lib.recipes import CharLMRecipe, DelayRecipe
+from course_lib.recurrent import (CharLM, LSTMCell, RNNCell, RecurrentConfig, SequenceClassifier,
+                                  copy_cell_into_torch, delayed_recall, delayed_recall_vocab, gradient_by_distance,
+                                  set_forget_bias, unroll)
+from course_lib.text import CharTokenizer, batches_by_step, evaluate_lm, lm_loss, window_batch
+
+lesson = Lesson("02_lstm", profile, seed)
+device, claims = lesson.device, lesson.claims
 
 # %% [markdown]
 # ## 1. The cell, written out
@@ -68,12 +79,6 @@ claims = Claims("02_lstm", profile, device)
 # one matrix multiplication computes all four. We do the same, so the weights copy across unchanged.
 
 # %%
-import math
-
-import torch
-import torch.nn as nn
-
-
 class MyLSTMCell(nn.Module):
     def __init__(self, input_size, hidden_size):
         super().__init__()
@@ -94,8 +99,6 @@ class MyLSTMCell(nn.Module):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from course_lib.lstm import LSTMCell
-from course_lib.rnn import copy_cell_into_torch, unroll
 
 torch.manual_seed(0)
 mine, reference, library = MyLSTMCell(10, 20), nn.LSTM(10, 20, batch_first=True), LSTMCell(10, 20)
@@ -129,13 +132,6 @@ claims.check("lstm_cell_matches_torch", err < 1e-5, required_at="always", max_ab
 # passes through $\tanh(W_{hh} h)$ whatever we do.
 
 # %%
-import torch.nn.functional as F
-
-from course_lib.lstm import DelayRecipe, set_forget_bias
-from course_lib.rnn import RecurrentConfig, SequenceClassifier, count_parameters
-from course_lib.synthetic import delayed_recall, delayed_recall_vocab
-from course_lib.train import Trainer, TrainConfig
-
 recipe = DelayRecipe.preset(profile)
 N_SYMBOLS = 8
 chance = 1 / N_SYMBOLS
@@ -165,8 +161,8 @@ def train_recall(kind, delay, run_seed):
     def get_batch(step):
         return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(run_seed * 100_003 + step))
 
-    trainer = Trainer(model, loss_fn, get_batch, TrainConfig(steps=recipe.steps, lr=recipe.lr, schedule="constant"),
-                      device=device, name=f"{kind} T={delay}", live_plot=False)
+    trainer = Trainer(model, loss_fn, get_batch, recipe.train_config(),
+                      device=device, name=f"{kind} T={delay}")
     trainer.fit()
     x, y = delayed_recall(recipe.eval_size, delay, generator=torch.Generator().manual_seed(999))
     model.eval()
@@ -189,8 +185,6 @@ for delay in recipe.delays:
 results = {kind: {d: sum(a) / len(a) for d, a in by_delay.items()} for kind, by_delay in per_seed.items()}
 
 # %%
-from course_lib import plots
-
 plots.lines({kind.upper(): (recipe.delays, [results[kind][d] for d in recipe.delays]) for kind in results},
             xlabel="delay T (distractor steps to remember across)", ylabel=f"recall accuracy (mean of {len(recipe.seeds)} seeds)",
             title="delayed recall: same budget, same parameter count", hline=(chance, "chance (1/8)"));
@@ -243,11 +237,6 @@ plots.lines({f"{k} gate (mean over units)": (steps, v) for k, v in gate_trace.it
 # an LSTM with 128. We train both, then measure $\lVert \partial L_T / \partial x_{T-d} \rVert$ for each.
 
 # %%
-from course_lib.data import load_shakespeare, train_val_split
-from course_lib.lm_data import batches_by_step, evaluate_lm, lm_loss
-from course_lib.rnn import CharLM, CharLMRecipe
-from course_lib.tokenizers import CharTokenizer
-
 text = load_shakespeare()
 tok = CharTokenizer.fit(text)
 train_text, val_text = train_val_split(text)
@@ -272,10 +261,6 @@ val = {label: h.last_eval("val_loss") for label, h in lm_histories.items()}
 print({k: round(v, 3) for k, v in val.items()}, "nats/char")
 
 # %%
-from course_lib.gradient_flow import gradient_by_distance
-from course_lib.lm_data import window_batch
-from course_lib.rnn import RNNCell
-
 span = 60
 x, y = window_batch(val_ids, span, 64, torch.Generator().manual_seed(seed))
 x, y = x.to(device), y.to(device)

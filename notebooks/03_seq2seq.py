@@ -46,24 +46,19 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
-device = runtime.setup(profile, seed)
-claims = Claims("03_seq2seq", profile, device)
-
-# %%
 import random
 
 import numpy as np
 import torch
 
-from course_lib import plots
-from course_lib.decoding import greedy
-from course_lib.metrics import bleu, corpus_bleu
-from course_lib.seq2seq import (ReversalConfig, Seq2Seq, Seq2SeqConfig, mean_loss, reversal_accuracy,
-                                reversal_batches_by_step, seq2seq_loss, train_config)
-from course_lib.train import Trainer
-from course_lib.translation import TranslationConfig, TranslationData, normalize
+from course_lib.core import Trainer, bleu, corpus_bleu, plots, runtime
+from course_lib.harness.lesson import Lesson
+from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
+from course_lib.translation import (Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData, greedy, mean_loss,
+                                    normalize, reversal_accuracy, reversal_batches_by_step, seq2seq_loss)
+
+lesson = Lesson("03_seq2seq", profile, seed)
+device, claims = lesson.device, lesson.claims
 
 # %% [markdown]
 # ## The data: French → English from Tatoeba
@@ -103,7 +98,7 @@ plots.lines({"test pairs": (np.nonzero(lengths)[0], lengths[lengths > 0])}, "sou
 # %% [markdown]
 # ## Build it: encoder, decoder, teacher forcing
 #
-# `course_lib.seq2seq` holds the model the rest of the course uses. Its pieces:
+# `course_lib.translation.seq2seq` holds the model the rest of the course uses. Its pieces:
 #
 # * **The recurrent cell** is a **GRU**, introduced in the same 2014 paper by Cho et al. as this
 #   encoder-decoder: a leaner cousin of lesson 02's LSTM, with two gates and no separate cell state. A
@@ -180,8 +175,10 @@ model_cfg = Seq2SeqConfig.preset(profile, src_vocab=len(data.src_vocab), tgt_voc
 torch.manual_seed(seed)
 model = Seq2Seq(model_cfg)
 val_batches = [b for _, b in data.sorted_batches(data.val, 256)]
-trainer = Trainer(model, seq2seq_loss, data.batches_by_step(seed), train_config(profile), device=device,
+recipe = Seq2SeqRecipe.preset(profile)
+trainer = Trainer(model, seq2seq_loss, data.batches_by_step(seed), recipe.train_config(), device=device,
                   eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name="03 seq2seq")
+trainer.add_callback("on_eval", plots.LiveLossPlot("03 seq2seq"))
 history = trainer.fit()
 first, last = history.losses[0], history.losses[-1]
 print(f"train loss {first:.3f} -> {last:.3f}; val loss {history.last_eval('val_loss'):.3f} "
@@ -195,7 +192,7 @@ plots.loss_curves({"03 seq2seq": history}, title="Teacher-forced cross-entropy p
 # ## Translate: greedy decoding, written out
 #
 # To translate, the decoder starts from `<bos>`, picks its most likely word, feeds it back, and repeats
-# until `<eos>` or a length cap. `course_lib.decoding.greedy` does exactly this for any model that has
+# until `<eos>` or a length cap. `course_lib.translation.decoding.greedy` does exactly this for any model that has
 # `encode` and `decode_step` (lesson 05's Transformer will use it too). Here is the loop by hand:
 
 # %%
@@ -223,7 +220,7 @@ claims.check("greedy_by_hand_matches", mine == lib, required_at="always", senten
 # geometrically, times a penalty for outputs shorter than the references. 100 means identical to the
 # references; one reference per sentence and a small model make scores in the teens normal here.
 # `corpus_bleu` calls sacrebleu, the standard implementation; `bleu` is ours, written out in
-# `course_lib.metrics` in a dozen lines. They must agree.
+# `course_lib.core.metrics` in a dozen lines. They must agree.
 
 # %%
 report = data.evaluate(model, data.test, device)
@@ -306,7 +303,7 @@ claims.check("bleu_falls_with_length", slope < 0 and longest < 0.7 * max(scores[
 # on lengths drawn at random up to a maximum and then measure **exact match** (every symbol right) per length.
 
 # %%
-rev_cfg = ReversalConfig.preset(profile)
+rev_cfg = ReversalRecipe.preset(profile)
 torch.manual_seed(seed)
 rev_model = Seq2Seq(rev_cfg.model_config(attention=False))
 Trainer(rev_model, seq2seq_loss, reversal_batches_by_step(rev_cfg, seed), rev_cfg.train_config(), device=device,
@@ -335,7 +332,7 @@ claims.check("reversal_collapses_with_length", rev_acc[short] >= 0.9 and rev_acc
 # weights it learns: **attention**. Same data, same split, same budget, and we will measure the difference.
 
 # %%
-print(claims.summary())
+lesson.finish()
 
 # %% [markdown]
 # ## Exercises
@@ -414,7 +411,7 @@ def teacher_forcing_rows(target: list[int], bos_id: int, eos_id: int) -> tuple[l
 # %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 assert teacher_forcing_rows([7, 8], 2, 3) == ([2, 7, 8], [7, 8, 3])
 ### BEGIN HIDDEN TESTS
-from course_lib.translation import collate as _collate
+from course_lib.translation.pipeline import collate as _collate
 
 for _t in ([], [5], [9, 10, 11, 12]):
     _rows = _collate([[4]], [_t], 0, 2, 3)

@@ -45,28 +45,25 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
-device = runtime.setup(profile, seed)
-claims = Claims("04_attention", profile, device)
-
-# %%
 import json
 
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import paths, plots
-from course_lib.attention import AdditiveAttention
-from course_lib.seq2seq import (ReversalConfig, Seq2Seq, Seq2SeqConfig, mean_loss, reversal_accuracy,
-                                reversal_batch, reversal_batches_by_step, seq2seq_loss, train_config)
-from course_lib.train import Trainer
-from course_lib.translation import TranslationConfig, TranslationData, normalize
+from course_lib.core import Trainer, paths, plots, runtime
+from course_lib.harness.lesson import Lesson
+from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
+from course_lib.translation import (AdditiveAttention, Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData,
+                                    mean_loss, normalize, reversal_accuracy, reversal_batch,
+                                    reversal_batches_by_step, seq2seq_loss)
+
+lesson = Lesson("04_attention", profile, seed)
+device, claims = lesson.device, lesson.claims
 
 # %% [markdown]
 # ## Build it: the additive score, written out
 #
-# Here is the whole mechanism in a few lines, checked against `course_lib.attention.AdditiveAttention`
+# Here is the whole mechanism in a few lines, checked against `course_lib.translation.additive_attention.AdditiveAttention`
 # (the module the models use) with the same weights. The mask marks real source words (`True`) and padding
 # (`False`); padding gets a score of minus infinity, so its weight after the softmax is exactly zero.
 
@@ -92,7 +89,7 @@ print(f"rows sum to {lib[1].sum(-1).tolist()}; max |by hand - course_lib| = {err
 claims.check("additive_attention_by_hand_matches", err < 1e-6, required_at="always", max_abs_err=err)
 
 # %% [markdown]
-# In `course_lib.seq2seq`, `AttentionDecoder` is lesson 03's `Decoder` with one method replaced: where the
+# In `course_lib.translation.seq2seq`, `AttentionDecoder` is lesson 03's `Decoder` with one method replaced: where the
 # old `context()` returned the same summary vector at every step, the new one calls this attention with
 # the decoder's previous state as the query. `U h_j` does not change while a sentence is decoded, so it is
 # computed once per sentence (`project_keys`) rather than at every step.
@@ -120,6 +117,7 @@ if results_03.exists():
 
 # %%
 val_batches = [b for _, b in data.sorted_batches(data.val, 256)]
+recipe = Seq2SeqRecipe.preset(profile)          # lesson 03's budget, for both models
 
 
 def train_translator(attention: bool, name: str):
@@ -127,8 +125,9 @@ def train_translator(attention: bool, name: str):
                                pad_id=data.tgt_vocab.pad_id, attention=attention)
     torch.manual_seed(seed)
     model = Seq2Seq(cfg)
-    history = Trainer(model, seq2seq_loss, data.batches_by_step(seed), train_config(profile), device=device,
-                      eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name=name).fit()
+    trainer = Trainer(model, seq2seq_loss, data.batches_by_step(seed), recipe.train_config(), device=device,
+                      eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name=name)
+    history = trainer.add_callback("on_eval", plots.LiveLossPlot(name)).fit()
     print(f"{name}: val loss {history.last_eval('val_loss'):.3f}, {history.seconds:.0f} s, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")
     return model, history
@@ -192,7 +191,7 @@ claims.check("longest_bucket_bleu_1_5x", longest4 >= 1.5 * longest3, required_at
 # ## The proof, part 2: reversal, where lesson 03 collapsed
 
 # %%
-rev_cfg = ReversalConfig.preset(profile)
+rev_cfg = ReversalRecipe.preset(profile)
 rev_acc, rev_models = {}, {}
 for attention, name in ((False, "03 seq2seq"), (True, "04 attention")):
     torch.manual_seed(seed)
@@ -298,7 +297,7 @@ print("output words written while attention was spread out (max weight < 0.3):",
 #   another. Training time: 03 seq2seq vs 04 attention, same steps:
 
 # %%
-print(f"03 seq2seq   {base_hist.seconds:6.1f} s for {train_config(profile).steps} steps")
+print(f"03 seq2seq   {base_hist.seconds:6.1f} s for {recipe.steps} steps")
 print(f"04 attention {attn_hist.seconds:6.1f} s  (the fixed-context decoder runs the whole target in one "
       "fused GRU call; the attention decoder cannot)")
 
@@ -311,7 +310,7 @@ print(f"04 attention {attn_hist.seconds:6.1f} s  (the fixed-context decoder runs
 # every position of a sentence is computed at once.
 
 # %%
-print(claims.summary())
+lesson.finish()
 
 # %% [markdown]
 # ## Exercises

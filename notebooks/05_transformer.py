@@ -68,13 +68,6 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
-
-device = runtime.setup(profile, seed)
-claims = Claims("05_transformer", profile, device)
-
-# %%
 import copy
 import json
 import math
@@ -86,11 +79,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib import paths, plots
-from course_lib.attention import (MultiHeadAttention, as_torch_attention, causal_mask, padding_mask,
-                                  record_attention, scaled_dot_product_attention)
-from course_lib.transformer import (DecoderLayer, EncoderLayer, Transformer, TransformerConfig,
-                                    TranslationRecipe, as_torch_layer, sinusoidal_encoding)
+from course_lib.core import Trainer, count_parameters, make_optimizer, paths, plots, runtime, to_device
+from course_lib.harness.benchmarks.attention import COST_LENGTHS, measure
+from course_lib.harness.lesson import Lesson
+from course_lib.recipes import Seq2SeqRecipe, TransformerRecipe
+from course_lib.transformer import (DecoderLayer, EncoderLayer, MultiHeadAttention, Transformer, TransformerConfig,
+                                    as_torch_attention, as_torch_layer, causal_mask, padding_mask,
+                                    record_attention, scaled_dot_product_attention, sinusoidal_encoding)
+from course_lib.translation import (Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData, mean_loss,
+                                    seq2seq_loss)
+
+lesson = Lesson("05_transformer", profile, seed)
+device, claims = lesson.device, lesson.claims
 
 # %% [markdown]
 # ## 1. Scaled dot-product attention, written out
@@ -137,7 +137,7 @@ claims.check("attention_matches_sdpa", max(gap_lib, gap_sdpa) <= 1e-5, required_
 # %% [markdown]
 # ## 2. Masks: who may look at whom
 #
-# Two masks, both built in one place (`course_lib.attention`) so that GPT and BERT reuse them:
+# Two masks, both built in one place (`course_lib.transformer.attention`) so that GPT and BERT reuse them:
 #
 # * **padding**: sentences in a batch have different lengths, so short ones are filled with `<pad>`. Nobody
 #   should attend to padding. `padding_mask(tokens, pad_id)` is True at real tokens, shaped
@@ -209,7 +209,7 @@ def positions(max_len, d):
 
 
 pe = positions(60, 64)
-print(f"max |difference| vs course_lib.transformer.sinusoidal_encoding: "
+print(f"max |difference| vs course_lib.transformer.model.sinusoidal_encoding: "
       f"{(pe - sinusoidal_encoding(60, 64)).abs().max().item():.1e}")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 plots.heatmap(pe.T, ax=axes[0], show=False, title="PE: dimension (rows) by position (columns)",
@@ -292,22 +292,16 @@ plots.lines({"pre-norm": (range(1, 7), residual_scale(True)), "post-norm": (rang
 # %% [markdown]
 # ## 6. The data: the same eng-fra split as lessons 03 and 04
 #
-# `course_lib.translation` gives every translation lesson the same tokenisation, the same fixed train / val /
+# `course_lib.translation.pipeline` gives every translation lesson the same tokenisation, the same fixed train / val /
 # test split (a hash of each English sentence decides its side) and the same BLEU. The fingerprint below is a
 # hash of the test sentences: equal fingerprints mean lessons 03, 04 and 05 were scored on the same test set.
 
 # %%
-from course_lib.rnn import count_parameters
-from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig, mean_loss, seq2seq_loss
-from course_lib.seq2seq import train_config as rnn_train_config
-from course_lib.train import Trainer, make_optimizer, to_device
-from course_lib.translation import TranslationConfig, TranslationData
-
 data = TranslationData.build(TranslationConfig.preset(profile))
 info = data.describe()
 print({k_: (round(v_, 4) if isinstance(v_, float) else v_) for k_, v_ in info.items()})
 vocab = dict(src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab), pad_id=data.tgt_vocab.pad_id)
-recipe = TranslationRecipe.preset(profile)
+recipe = TransformerRecipe.preset(profile)
 
 
 def new_transformer():
@@ -342,9 +336,6 @@ print({name: f"{n / 1e6:.2f} M parameters" for name, n in params.items()})
 # sentences.
 
 # %%
-from course_lib.transformer import DecoderLayer, EncoderLayer
-
-
 def sequential_steps(model, batch):
     """Length of the chain of computations that must run one after another in one forward pass."""
     count = [0]
@@ -402,7 +393,7 @@ def sync():
 def measure_throughput(makers, get_batch, steps):
     """Interleaved training steps; step 0 is a warm-up and is not timed."""
     models = {name: make().train() for name, make in makers.items()}
-    optimizers = {name: make_optimizer(m, rnn_train_config(profile)) for name, m in models.items()}
+    optimizers = {name: make_optimizer(m, Seq2SeqRecipe.preset(profile).train_config()) for name, m in models.items()}
     seconds, tokens = dict.fromkeys(models, 0.0), dict.fromkeys(models, 0)
     for step in range(steps + 1):
         batch = to_device(get_batch(step), device)
@@ -460,7 +451,7 @@ def val_loss(model):
 
 models, trainers = {}, {}
 for name, make in makers.items():
-    cfg = recipe.train_config() if name == tf_name else rnn_train_config(profile, **recipe.budget())
+    cfg = recipe.train_config() if name == tf_name else Seq2SeqRecipe.preset(profile).train_config(**recipe.budget())
     models[name] = make()
     trainers[name] = Trainer(models[name], seq2seq_loss, data.batches_by_step(seed), cfg, device=device, name=name,
                              eval_fn=val_loss)
@@ -488,7 +479,7 @@ first, last = histories[tf_name].losses[0], histories[tf_name].losses[-1]
 claims.check("transformer_loss_falls", last < first, required_at="always", first=first, last=last);
 
 # %% [markdown]
-# Now translate the **whole test split** with greedy decoding, through the same `course_lib.decoding` code
+# Now translate the **whole test split** with greedy decoding, through the same `course_lib.translation.decoding` code
 # lessons 03 and 04 use, and score with sacrebleu (0 to 100; for short, single-reference sentences like
 # these, a score in the twenties already means mostly understandable output).
 
@@ -626,14 +617,12 @@ for label, m in (("without positions", without_pe), ("with positions", with_pe))
 # Every token scores every other token, so a sentence of $L$ tokens needs an $L \times L$ table of scores
 # per head: 1,000 tokens means a million scores, 10,000 tokens a hundred million. We time our written-out
 # attention and PyTorch's fused `F.scaled_dot_product_attention` for one head of width 64, and measure
-# their **peak memory**. On CPU PyTorch has no peak-memory counter, so `course_lib.benchmarks.attention` runs
+# their **peak memory**. On CPU PyTorch has no peak-memory counter, so `course_lib.harness.benchmarks.attention` runs
 # each call under PyTorch's profiler with `profile_memory=True`, which records every allocation and free,
 # and replays them in order (on a GPU it reads `torch.cuda.max_memory_allocated`). Next to it, the
 # analytic size of one score table: $L^2 \times 4$ bytes.
 
 # %%
-from course_lib.benchmarks.attention import COST_LENGTHS, measure
-
 lengths = COST_LENGTHS[profile]
 cost = measure(lengths, head_dim=64, heads=1, device=device, threads=1 if device.type == "cpu" else None)
 series = {impl: [r for r in cost if r["impl"] == impl] for impl in ("written-out", "sdpa")}
@@ -683,7 +672,7 @@ claims.check("attention_memory_quadratic", 1.8 <= slopes["written-out"]["memory"
              peak_bytes_at_max_len=written["peak_bytes"], table_bytes_at_max_len=written["score_table_bytes"]);
 
 # %%
-print(claims.summary())
+lesson.finish()
 
 # %% [markdown]
 # ## 12. What still breaks

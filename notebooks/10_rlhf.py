@@ -54,31 +54,27 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
-from course_lib import runtime
-from course_lib.claims import Claims
-
-device = runtime.setup(profile, seed)
-claims = Claims("10_rlhf", profile, device)
-
-# %%
 import dataclasses
 import math
 import time
 
+import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from course_lib import data, plots
-from course_lib.dpo import DPOConfig, dpo_loss, sequence_logprobs, train_dpo
-from course_lib.judge import JudgeConfig, SentimentJudge
-from course_lib.ppo import PPOConfig, gae, ppo_policy_loss, train_ppo
-from course_lib.preferences import (RewardConfig, bradley_terry_loss, collect_preferences, noise_ceiling,
-                                    pair_accuracy, sample_labels, train_reward_model)
-from course_lib.rlhf import (Evaluator, RLHFConfig, best_of_n_kl, frozen_copy, frozen_params_unchanged,
-                             make_prompts, pretrained_policy, response_logprobs, response_nll, rl_copy, row_batches,
-                             sample_responses, snapshot)
-from course_lib.train import Trainer, TrainConfig
+from course_lib.core import Trainer, data, plots, runtime
+from course_lib.harness.lesson import Lesson
+from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFConfig, RewardConfig,
+                             SentimentJudge, best_of_n_kl, bradley_terry_loss, collect_preferences, dpo_loss,
+                             frozen_copy, frozen_params_unchanged, gae, make_prompts, noise_ceiling, pair_accuracy,
+                             ppo_policy_loss, pretrained_policy, response_logprobs, response_nll, rl_copy,
+                             row_batches, sample_labels, sample_responses, sequence_logprobs, snapshot, train_dpo,
+                             train_ppo, train_reward_model)
 
+lesson = Lesson("10_rlhf", profile, seed)
+device, claims = lesson.device, lesson.claims
+
+# %%
 cfg = RLHFConfig.preset(profile)
 P, G = cfg.prompt_len, cfg.response_len
 text = data.load_shakespeare()
@@ -237,7 +233,7 @@ plots.lines({"labeller: picked the better answer": (_mid, _rate),
 
 # %%
 sft = rl_copy(base)
-sft_cfg = TrainConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, warmup=cfg.sft_steps // 10)
+sft_cfg = cfg.sft_config()
 Trainer(sft, response_nll(P), row_batches(train_pairs.chosen.to(device), cfg.sft_batch, seed), sft_cfg,
         device=device, name="SFT").fit()
 sft_eval = evaluator(sft)
@@ -286,7 +282,6 @@ _proxy = rm.score(evaluator.ref_seq).cpu()
 start["proxy"] = _proxy.mean().item()          # the starting point's RM score, now that there is an RM
 _rank = lambda v: v.argsort().argsort().float()
 spearman = torch.corrcoef(torch.stack([_rank(_proxy), _rank(evaluator.ref_gold)]))[0, 1].item()
-import matplotlib.pyplot as plt
 
 fig, ax = plt.subplots(figsize=(5, 3.6))
 ax.scatter(evaluator.ref_gold, _proxy, s=6, alpha=0.5)
@@ -579,11 +574,11 @@ print(f"whole notebook so far: {time.perf_counter() - started:.0f} s")
 #    real reward is much harder to pin down than any judge we could write.
 # 4. **What came next.** DPO and its relatives (IPO, KTO) made preference tuning cheap; RLAIF and
 #    Constitutional AI replace some human labels with a model's judgement; GRPO (2024) drops PPO's value head
-#    and, like RLOO (`course_lib.ppo` with `advantage="rloo"`), uses other samples of the same prompt as the
+#    and, like RLOO (`course_lib.rlhf.ppo` with `advantage="rloo"`), uses other samples of the same prompt as the
 #    baseline; and for tasks with checkable answers (maths, code), the "human" becomes a verifier.
 
 # %%
-print(claims.summary())
+lesson.finish()
 
 # %% [markdown]
 # ## Exercises
@@ -688,7 +683,7 @@ def leave_one_out(rewards, k):
 # %% nbgrader={"grade": true, "grade_id": "ex4_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 assert torch.allclose(leave_one_out(torch.tensor([1.0, 3.0]), 2), torch.tensor([-2.0, 2.0]))
 ### BEGIN HIDDEN TESTS
-from course_lib.ppo import rloo_advantages
+from course_lib.rlhf.ppo import rloo_advantages
 
 assert torch.allclose(leave_one_out(torch.tensor([1.0, 2.0, 3.0, 6.0]), 4), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0]))
 _r = torch.randn(24)

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib import paths, runner
+from course_lib.core import paths
+
+from course_lib.harness import runner
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.attention import (MultiHeadAttention, as_torch_attention, attend, causal_mask, combine_masks,
+from course_lib.transformer.attention import (MultiHeadAttention, as_torch_attention, attend, causal_mask, combine_masks,
                                   key_mask, padding_mask, record_attention, scaled_dot_product_attention)
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -130,10 +130,10 @@ def test_multi_head_validates_its_input():
         MultiHeadAttention(16, 4)(torch.randn(2, 5, 8))
 
 
-# ---- the cost measurements behind lesson 05's log-log plot and `make bench` (course_lib.benchmarks.attention)
+# ---- the cost measurements behind lesson 05's log-log plot and `make bench` (course_lib.harness.benchmarks.attention)
 
 def test_peak_memory_counts_the_busiest_moment_not_the_total():
-    from course_lib.benchmarks.attention import peak_memory_bytes
+    from course_lib.harness.benchmarks.attention import peak_memory_bytes
 
     def two_temporaries():
         a = torch.ones(1000, 1000)          # 4 MB, freed before the next one is made
@@ -147,7 +147,7 @@ def test_peak_memory_counts_the_busiest_moment_not_the_total():
 
 
 def test_written_out_attention_stores_its_score_tables_and_sdpa_does_not():
-    from course_lib.benchmarks.attention import measure
+    from course_lib.harness.benchmarks.attention import measure
 
     rows = measure([256, 512], repeats=1)
     assert {(r["impl"], r["length"]) for r in rows} == {(i, n) for i in ("written-out", "sdpa") for n in (256, 512)}

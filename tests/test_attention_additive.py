@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.attention import AdditiveAttention
+from course_lib.translation.additive_attention import AdditiveAttention
 
 
 def _setup(seed=0, B=3, S=5, q=6, k=4, a=7):

@@ -6,10 +6,11 @@ import pytest
 import torch
 import transformers
 
-from course_lib.bert import BERT, BertConfig, BertRecipe, hf_to_ours, mean_pool
-from course_lib.mlm import (IGNORE, accuracy_on, classification_batches_by_step, clean_wikitext, fill_mask, fit_probe,
+from course_lib.bert.model import BERT, BertConfig, hf_to_ours, mean_pool
+from course_lib.recipes.bert import BertRecipe
+from course_lib.bert.mlm import (IGNORE, accuracy_on, classification_batches_by_step, clean_wikitext, fill_mask, fit_probe,
                             mask_tokens, mlm_batches_by_step, token_stream)
-from course_lib.wordpiece import SPECIALS, WordPiece
+from course_lib.text.wordpiece import BERT_SPECIALS as SPECIALS, WordPiece
 
 TOL = dict(atol=1e-5, rtol=1e-4)
 HF_SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import paths
-from course_lib.metrics import bleu, bleu_by_bucket, corpus_bleu, ngram_counts
+from course_lib.core import paths
+from course_lib.core.metrics import bleu, bleu_by_bucket, corpus_bleu, ngram_counts
 
 HAVE_ENGFRA = bool(os.environ.get("COURSE_DATA_MIRROR")) or (paths.data_dir() / "eng-fra" / "eng-fra.txt").exists()
 
@@ -63,7 +63,7 @@ def _perturb(sentence: list[str], rng: random.Random) -> list[str]:
 
 @pytest.mark.skipif(not HAVE_ENGFRA, reason="eng-fra not available (set COURSE_DATA_MIRROR)")
 def test_agrees_with_sacrebleu_within_half_a_point_on_the_test_split():
-    from course_lib.translation import TranslationConfig, TranslationData
+    from course_lib.translation.pipeline import TranslationConfig, TranslationData
 
     data = TranslationData.build(TranslationConfig.preset("lesson"))
     rng = random.Random(0)

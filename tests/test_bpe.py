@@ -1,12 +1,12 @@
-"""course_lib.bpe.ByteBPE: exact round trips, the textbook merges, specials, persistence, and HF `tokenizers`."""
+"""course_lib.text.bpe.ByteBPE: exact round trips, the textbook merges, specials, persistence, and HF `tokenizers`."""
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import data
-from course_lib.tokenizers import ByteBPE
+from course_lib.core import data
+from course_lib.text import ByteBPE
 
 SPECIAL = "<|endoftext|>"
 CORPUS = ("To be, or not to be, that is the question: Whether 'tis nobler in the mind to suffer "

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from course_lib.claims import ClaimFailed, Claims
-from course_lib.report import write_report
+from course_lib.harness.claims import ClaimFailed, Claims
+from course_lib.harness.report import write_report
 
 
 def test_results_file_format(tmp_build):

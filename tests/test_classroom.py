@@ -1,4 +1,4 @@
-"""Classroom: every lesson's exercises, student copy and nbgrader autograding (course_lib.classroom).
+"""Classroom: every lesson's exercises, student copy and nbgrader autograding (course_lib.harness.classroom).
 
 Grading executes a whole lesson per submission, so the expensive part is shared: one build folder for the
 session, one generate_assignment per lesson, and one grading per lesson that runs its three submissions side
@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import classroom, runner
+from course_lib.harness import classroom, runner
 
 NOTEBOOKS = runner.discover()
 IDS = [p.stem for p in NOTEBOOKS]

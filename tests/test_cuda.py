@@ -8,13 +8,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib import lm_data, runtime
-from course_lib.bert import BERT, BertConfig
-from course_lib.generate import generate
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.lstm import LSTMCell
-from course_lib.rnn import copy_cell_into_torch, unroll
-from course_lib.train import TrainConfig, Trainer
+from course_lib.text import lm_data
+
+from course_lib.core import runtime
+from course_lib.bert.model import BERT, BertConfig
+from course_lib.gpt.generation import generate
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.recurrent.lstm import LSTMCell
+from course_lib.recurrent.rnn import copy_cell_into_torch, unroll
+from course_lib.core.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -36,7 +38,7 @@ def test_pick_device_prefers_cuda():
 
 def test_gpt_logits_and_loss_match_cpu():
     torch.manual_seed(0)
-    model = GPT(GPTConfig.preset("baby", vocab_size=65)).eval()
+    model = GPT(GPTConfig.sized("baby", vocab_size=65)).eval()
     x = torch.randint(65, (4, 64))
     logits_cpu, loss_cpu = model(x, x)
     logits_gpu, loss_gpu = model.to(CUDA)(x.to(CUDA), x.to(CUDA))
@@ -46,7 +48,7 @@ def test_gpt_logits_and_loss_match_cpu():
 
 def test_gpt_kv_cache_and_sampling_on_cuda():
     torch.manual_seed(0)
-    model = GPT(GPTConfig.preset("baby", vocab_size=65)).to(CUDA)
+    model = GPT(GPTConfig.sized("baby", vocab_size=65)).to(CUDA)
     prompt = torch.randint(65, (1, 5), device=CUDA)
     cached = generate(model, prompt, 50, temperature=0.0, use_cache=True)
     plain = generate(model, prompt, 50, temperature=0.0, use_cache=False)
@@ -71,7 +73,7 @@ def test_sdpa_takes_the_flash_kernel_in_bf16():
 
 def test_bf16_autocast_training_on_cuda():
     torch.manual_seed(0)
-    model = GPT(GPTConfig.preset("baby", vocab_size=65))
+    model = GPT(GPTConfig.sized("baby", vocab_size=65))
     data = torch.arange(4000) % 65                      # a repeating alphabet: easy to learn
     cfg = TrainConfig(steps=150, lr=3e-3, warmup=10, weight_decay=0.1, log_every=10, amp=True)
     history = Trainer(model, lm_data.lm_loss, lm_data.batches_by_step(data, 64, 16), cfg, device=CUDA,

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from course_lib import data
+from course_lib.core import data
 
 
 def _register(monkeypatch, content: bytes, urls: tuple[str, ...], name="toy", file="toy.txt"):

@@ -1,12 +1,12 @@
-"""Greedy and beam search (course_lib.decoding) on scripted models whose best answer is known, and on the
+"""Greedy and beam search (course_lib.translation.decoding) on scripted models whose best answer is known, and on the
 real Seq2Seq models: beam 1 == greedy, <eos> and the length cap stop decoding, beams reorder the state."""
 import math
 
 import pytest
 import torch
 
-from course_lib.decoding import beam_search, greedy, map_tensors
-from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig
+from course_lib.translation.decoding import beam_search, greedy, map_tensors
+from course_lib.translation.seq2seq import Seq2Seq, Seq2SeqConfig
 
 PAD, BOS, EOS, A, B = 0, 1, 2, 3, 4
 

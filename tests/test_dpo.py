@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from course_lib.dpo import DPOConfig, dpo_loss, sequence_logprobs, train_dpo
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.preferences import PreferenceData
-from course_lib.rlhf import frozen_copy, frozen_params_unchanged, response_logprobs, rl_copy, snapshot
+from course_lib.rlhf.dpo import DPOConfig, dpo_loss, sequence_logprobs, train_dpo
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.rlhf.preferences import PreferenceData
+from course_lib.rlhf.loop import frozen_copy, frozen_params_unchanged, response_logprobs, rl_copy, snapshot
 
 VOCAB, P, G = 10, 2, 6
 

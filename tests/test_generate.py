@@ -1,10 +1,10 @@
-"""course_lib.generate: decoding rules, the KV cache, log-probabilities, and the block-size boundary."""
+"""course_lib.gpt.generation: decoding rules, the KV cache, log-probabilities, and the block-size boundary."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.generate import distinct_n, filter_logits, generate, next_token, repetition, token_logprobs
-from course_lib.gpt import GPT, GPTConfig
+from course_lib.gpt.generation import distinct_n, filter_logits, generate, next_token, repetition, token_logprobs
+from course_lib.gpt.model import GPT, GPTConfig
 
 
 @pytest.fixture(scope="module")

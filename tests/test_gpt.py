@@ -1,12 +1,13 @@
-"""course_lib.gpt: shapes, causality, the KV cache, checkpoints, and a Hugging Face GPT-2 oracle."""
+"""course_lib.gpt.model: shapes, causality, the KV cache, checkpoints, and a Hugging Face GPT-2 oracle."""
 import math
 
 import pytest
 import torch
 
 from course_lib import gpt
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.tokenizers import ByteBPE, CharTokenizer
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.recipes.gpt import BabyGPTRecipe
+from course_lib.text import ByteBPE, CharTokenizer
 
 TINY = dict(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -38,7 +39,7 @@ def test_future_tokens_do_not_change_the_past(model):
 
 
 def test_weight_tying_and_parameter_count():
-    cfg = GPTConfig.preset("baby", vocab_size=65)
+    cfg = GPTConfig.sized("baby", vocab_size=65)
     m = GPT(cfg)
     assert m.lm_head.weight is m.wte.weight
     d, L = cfg.n_embd, cfg.n_layer
@@ -74,11 +75,13 @@ def test_bad_config_and_preset_raise():
         GPTConfig(n_embd=10, n_head=4)
     with pytest.raises(ValueError, match="dropout"):
         GPTConfig(dropout=1.5)
-    with pytest.raises(ValueError, match="recipe"):
-        gpt.recipe("huge")
-    cfg, batch = gpt.recipe("baby")
+    with pytest.raises(ValueError, match="no GPT size 'huge'"):
+        GPTConfig.sized("huge")
+    run = BabyGPTRecipe.preset("lesson")
+    cfg, batch = run.train_config(), run.batch
     assert (batch, cfg.steps, cfg.lr, cfg.min_lr, cfg.warmup, cfg.betas) == (12, 2000, 1e-3, 1e-4, 100, (0.9, 0.99))
-    baby = GPTConfig.preset("baby")
+    baby = run.model_config()
+    assert baby == GPTConfig.sized("baby")
     assert (baby.n_layer, baby.n_head, baby.n_embd, baby.block_size, baby.dropout) == (4, 4, 128, 64, 0.0)
 
 
@@ -94,16 +97,35 @@ def test_dropout_only_in_training():
 
 @pytest.mark.parametrize("make_tok", [lambda: CharTokenizer.fit("hello world"),
                                       lambda: ByteBPE.train("hello world " * 20, 260)])
-def test_save_and_load_roundtrip(tmp_path, model, make_tok):
+def test_save_and_load_roundtrip(tmp_path, make_tok):
     tok = make_tok()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{**TINY, "vocab_size": len(tok)})).eval()
     path = gpt.save(model, tmp_path / "m.safetensors", tokenizer=tok, val_loss=1.5)
     loaded, tok2, meta = gpt.load(path)
-    idx = torch.randint(37, (1, 9))
+    idx = torch.randint(len(tok), (1, 9))
     torch.testing.assert_close(loaded(idx), model(idx))
     assert loaded.cfg == model.cfg and meta == {"val_loss": 1.5}
     assert tok2.encode("hello") == tok.encode("hello")
     with pytest.raises(FileNotFoundError):
         gpt.load(tmp_path / "missing.safetensors")
+
+
+def test_a_checkpoint_with_altered_bytes_or_a_foreign_tokenizer_is_refused(tmp_path, model):
+    from course_lib.core.checkpoints import CheckpointError
+    path = gpt.save(model, tmp_path / "m.safetensors", tokenizer=CharTokenizer.fit("hello world"))
+    gpt.load(path)                                                   # 8 tokens in a 37-row table: allowed
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF                                                  # flip one byte of the last tensor
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="flipped.safetensors.*altered or damaged"):
+        gpt.load(tmp_path / "flipped.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="cut.safetensors: truncated or not a course checkpoint"):
+        gpt.load(tmp_path / "cut.safetensors")
+    big = gpt.save(model, tmp_path / "big.safetensors", tokenizer=ByteBPE.train("hello world " * 20, 260))
+    with pytest.raises(CheckpointError, match="260 tokens but the model's vocab_size is only 37"):
+        gpt.load(big)
 
 
 # ---- the oracle: a randomly initialised transformers GPT-2, saved to disk, loaded by from_hf -----------
@@ -125,7 +147,7 @@ def hf_checkpoint(tmp_path_factory):
 
 
 def test_from_hf_matches_transformers_logits_and_greedy_tokens(hf_checkpoint):
-    from course_lib.generate import generate
+    from course_lib.gpt.generation import generate
 
     hf, path = hf_checkpoint
     ours = gpt.from_hf(path)

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from course_lib.judge import JudgeConfig, SentimentJudge, words
+from course_lib.rlhf.judge import JudgeConfig, SentimentJudge, words
 
 
 def hand_judge() -> SentimentJudge:
@@ -54,10 +54,10 @@ def test_fit_refuses_empty_data():
 
 
 @pytest.mark.skipif(not os.environ.get("COURSE_DATA_MIRROR") and not (
-        __import__("course_lib.paths").paths.data_dir() / "sst2" / "train.tsv").exists(),
+        __import__("course_lib.core.paths").paths.data_dir() / "sst2" / "train.tsv").exists(),
                     reason="SST-2 not available (set COURSE_DATA_MIRROR)")
 def test_sst2_judge_reaches_80_percent_and_reads_shakespeare_sensibly():
-    from course_lib import data
+    from course_lib.core import data
 
     j = SentimentJudge.fit(data.load_sst2("train"), "thee thou shalt villain", JudgeConfig(epochs=1))
     assert j.accuracy(data.load_sst2("dev")) >= 0.80

@@ -3,8 +3,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib.bert import BERT, BertConfig
-from course_lib.lora import LoRALinear, add_lora, count_trainable, merge_lora
+from course_lib.bert.model import BERT, BertConfig
+from course_lib.bert.lora import LoRALinear, add_lora, merge_lora
+from course_lib.core.parameters import count_parameters
 
 
 def small_bert():
@@ -48,7 +49,7 @@ def test_add_lora_trains_only_adapters_and_head_then_merged_bert_gives_same_outp
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {f"layers.{i}.attn.{p}.lora_{m}" for i in range(2) for p in ("q_proj", "v_proj")
                          for m in "AB"} | {"classifier.weight", "classifier.bias"}
-    n_train, n_all = count_trainable(model)
+    n_train, n_all = count_parameters(model, trainable_only=True), count_parameters(model)
     assert n_train == 2 * 2 * 4 * (32 + 32) + 32 * 2 + 2 and n_all > n_train
 
     ids = torch.randint(5, 60, (4, 10))

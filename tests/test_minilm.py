@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from course_lib import minilm
-from course_lib.minilm import load_minilm, minilm_dir, sentence_embeddings, verify_weights
+from course_lib.bert import minilm
+from course_lib.bert.minilm import load_minilm, minilm_dir, sentence_embeddings, verify_weights
 
 SENTENCES = ["it 's a charming and often affecting journey .", "A great movie!", "An excellent film.",
              "The stock market fell sharply on Tuesday, dragging banks down with it."]

@@ -9,7 +9,9 @@ import jupytext
 import nbformat
 import pytest
 
-from course_lib import paths, runner
+from course_lib.core import paths
+
+from course_lib.harness import runner
 
 NOTEBOOKS = runner.discover()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -62,7 +64,7 @@ def _claim_calls(source: str):
 def test_no_required_claim_reads_the_clock(nb_path):
     """The course's rule (README, contributing): a claim that can fail a run must hold on any machine, so its
     metrics are never a time or a speed. Static, so it also covers claims that only run at `gpu`."""
-    from course_lib.claims import CLOCK_METRIC
+    from course_lib.harness.claims import CLOCK_METRIC
     calls = list(_claim_calls(nb_path.with_suffix(".py").read_text(encoding="utf-8")))
     assert calls, "the lesson checks no claims"
     clocked = [(name, required, [m for m in metrics if CLOCK_METRIC.search(m)]) for name, required, metrics in calls

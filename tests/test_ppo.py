@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.ppo import (PolicyWithValue, PPOConfig, gae, kl_penalised_rewards, ppo_policy_loss, ppo_value_loss,
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.rlhf.ppo import (PolicyWithValue, PPOConfig, gae, kl_penalised_rewards, ppo_policy_loss, ppo_value_loss,
                             rloo_advantages, train_ppo)
-from course_lib.rlhf import frozen_copy, rl_copy, snapshot, frozen_params_unchanged
+from course_lib.rlhf.loop import frozen_copy, rl_copy, snapshot, frozen_params_unchanged
 
 VOCAB, P, G = 10, 3, 8
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.preferences import (PreferenceData, RewardConfig, RewardModel, bradley_terry_loss, noise_ceiling,
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.rlhf.preferences import (PreferenceData, RewardConfig, RewardModel, bradley_terry_loss, noise_ceiling,
                                     pair_accuracy, sample_labels, train_reward_model)
 
 

@@ -1,4 +1,4 @@
-"""course_lib.pretrain: DDP under torchrun (gloo, 2 CPU processes), single process, and resume."""
+"""course_lib.harness.pretrain: DDP under torchrun (gloo, 2 CPU processes), single process, and resume."""
 import os
 import shutil
 import subprocess
@@ -7,7 +7,9 @@ import sys
 import pytest
 import torch
 
-from course_lib import gpt, pretrain
+from course_lib import gpt
+
+from course_lib.harness import pretrain
 
 TINY = ["--preset", "smoke", "--steps", "6", "--eval-batches", "1"]
 
@@ -30,7 +32,7 @@ def ddp_run(tmp_path_factory):
         pytest.skip("torchrun is not installed next to this Python")
     out = tmp_path_factory.mktemp("ddp") / "gpt.safetensors"
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "course_lib.pretrain",
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "course_lib.harness.pretrain",
                            *TINY, "--batch", "2", "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from course_lib import paths
+from course_lib.core import paths
 
 ROOT = paths.ROOT
 

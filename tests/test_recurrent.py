@@ -3,10 +3,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib.gradient_flow import gradient_by_distance
-from course_lib.lstm import LSTMCell, set_forget_bias
-from course_lib.rnn import (CharLM, RecurrentConfig, RNNCell, SequenceClassifier, copy_cell_into_torch,
-                            count_parameters, unroll)
+from course_lib.recurrent.gradient_flow import gradient_by_distance
+from course_lib.recurrent.lstm import LSTMCell, set_forget_bias
+from course_lib.core.parameters import count_parameters
+from course_lib.recurrent.rnn import (CharLM, RecurrentConfig, RNNCell, SequenceClassifier, copy_cell_into_torch,
+                                      unroll)
 
 
 def _compare(cell, torch_rnn, x, state0):

@@ -5,13 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import gpt as gpt_module
-from course_lib.generate import generate
-from course_lib.gpt import GPT, GPTConfig
-from course_lib.judge import SentimentJudge
-from course_lib.rlhf import (Evaluator, RLHFConfig, best_of_n_kl, check_rewards, exact_kl, frozen_copy,
+from course_lib.gpt.generation import generate
+from course_lib.gpt.model import GPT, GPTConfig
+from course_lib.rlhf.judge import SentimentJudge
+from course_lib.rlhf.loop import (Evaluator, RLHFConfig, best_of_n_kl, check_rewards, exact_kl, frozen_copy,
                              kl_estimate, make_prompts, pretrained_policy, response_logprobs, rl_copy,
                              sample_responses, whiten, win_rate)
-from course_lib.tokenizers import CharTokenizer
+from course_lib.text.tokenizers import CharTokenizer
 
 TEXT = "The quick brown fox jumps over the lazy dog.\nA good day, a merry day, my lord!\n" * 20
 

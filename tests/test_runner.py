@@ -5,7 +5,9 @@ import json
 import nbformat
 import pytest
 
-from course_lib import paths, runner
+from course_lib.core import paths
+
+from course_lib.harness import runner
 
 
 def lesson(name: str, body: str) -> nbformat.NotebookNode:
@@ -13,7 +15,7 @@ def lesson(name: str, body: str) -> nbformat.NotebookNode:
     params = nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("COURSE_PROFILE", "lesson")')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        f"from course_lib.claims import Claims\nclaims = Claims({name!r}, profile)\n{body}")]
+        f"from course_lib.harness.claims import Claims\nclaims = Claims({name!r}, profile)\n{body}")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_lib import progress, runtime
+from course_lib.core import progress, runtime
 
 
 def test_device_pick_and_forced_devices(monkeypatch):

@@ -3,11 +3,12 @@ step-by-step one, teacher forcing's ratio does what it says, bad input fails cle
 import pytest
 import torch
 
-from course_lib.decoding import greedy
-from course_lib.seq2seq import (ReversalConfig, Seq2Seq, Seq2SeqConfig, reversal_accuracy, reversal_batch,
-                                reversal_batches_by_step, seq2seq_loss)
-from course_lib.train import Trainer, TrainConfig
-from course_lib.translation import collate
+from course_lib.translation.decoding import greedy
+from course_lib.recipes.translation import ReversalRecipe
+from course_lib.translation.reversal import ReversalTask, reversal_accuracy, reversal_batch, reversal_batches_by_step
+from course_lib.translation.seq2seq import Seq2Seq, Seq2SeqConfig, seq2seq_loss
+from course_lib.core.train import Trainer, TrainConfig
+from course_lib.translation.pipeline import collate
 
 BOS, EOS = 2, 3
 
@@ -106,7 +107,7 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_reversal_batches_are_well_formed_and_reproducible():
-    cfg = ReversalConfig(n_symbols=5, min_len=2, max_len=6)
+    cfg = ReversalTask(n_symbols=5, min_len=2, max_len=6)
     b = reversal_batch(cfg, 4, 5, torch.Generator().manual_seed(0))
     src, tgt_in, tgt_out = b["src"], b["tgt_in"], b["tgt_out"]
     assert src.shape == (4, 6) and (src[:, -1] == EOS).all() and b["src_mask"].all()
@@ -118,7 +119,7 @@ def test_reversal_batches_are_well_formed_and_reproducible():
 
 
 def test_attention_model_learns_to_reverse_short_sequences():
-    cfg = ReversalConfig(n_symbols=4, min_len=2, max_len=4, batch_size=32, embed=16, hidden=32)
+    cfg = ReversalRecipe(n_symbols=4, min_len=2, max_len=4, batch_size=32, embed=16, hidden=32)
     torch.manual_seed(0)
     model = Seq2Seq(cfg.model_config(attention=True))
     before = reversal_accuracy(model, cfg, 4, "cpu")

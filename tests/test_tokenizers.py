@@ -1,6 +1,6 @@
 import pytest
 
-from course_lib.tokenizers import BOS, EOS, PAD, SPECIALS, UNK, CharTokenizer, WordVocab
+from course_lib.text.tokenizers import BOS, EOS, PAD, SPECIALS, UNK, CharTokenizer, WordVocab
 
 
 def test_char_round_trip_and_save_load(tmp_path):

@@ -7,8 +7,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from course_lib import train as train_module
-from course_lib.train import Trainer, TrainConfig, load_weights, lr_at, save_weights
+from course_lib.core import train as train_module
+from course_lib.core.checkpoints import load_weights, save_weights
+from course_lib.core.train import Trainer, TrainConfig, lr_at
 
 
 class Tiny(nn.Module):
@@ -117,7 +118,7 @@ def test_save_and_load_weights_round_trip(tmp_path):
 
 
 class FakeClock:
-    """Stands in for `time` inside course_lib.train: the clock moves only when a step says so."""
+    """Stands in for `time` inside course_lib.core.train: the clock moves only when a step says so."""
 
     def __init__(self):
         self.now = 0.0
@@ -191,7 +192,7 @@ def test_keep_best_needs_the_metric():
 
 
 def test_cpu_amp_runs_the_step_in_bf16_where_the_cpu_has_it(monkeypatch):
-    from course_lib import runtime
+    from course_lib.core import runtime
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     seen = []

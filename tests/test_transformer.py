@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib.attention import causal_mask, padding_mask
-from course_lib.decoding import beam_search, greedy
-from course_lib.transformer import (DecoderLayer, EncoderLayer, Transformer, TransformerConfig,
-                                    TranslationRecipe, as_torch_layer, sinusoidal_encoding)
+from course_lib.transformer.attention import causal_mask, padding_mask
+from course_lib.translation.decoding import beam_search, greedy
+from course_lib.recipes.translation import Seq2SeqRecipe, TransformerRecipe
+from course_lib.transformer.model import (DecoderLayer, EncoderLayer, Transformer, TransformerConfig,
+                                          as_torch_layer, sinusoidal_encoding)
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 D, HEADS, FF = 16, 4, 32
@@ -137,7 +138,7 @@ def test_decode_step_speaks_the_shared_decoding_protocol():
         logits, state = model.decode_step(tgt[:, :t], state, memory, mask)
         assert len(state) == 1 and state[0].shape == (3, t, model.cfg.d_model)
         torch.testing.assert_close(logits, full[:, t - 1], **TOL)
-    # greedy through course_lib.decoding equals a hand-written argmax loop
+    # greedy through course_lib.translation.decoding equals a hand-written argmax loop
     bos, eos = 2, 3
     hand = torch.full((3, 1), bos)
     for _ in range(7):
@@ -152,22 +153,21 @@ def test_decode_step_speaks_the_shared_decoding_protocol():
 
 def test_recipe_budgets_in_steps_not_seconds():
     for profile in ("smoke", "lesson", "gpu"):
-        recipe = TranslationRecipe.preset(profile)
+        recipe = TransformerRecipe.preset(profile)
         cfg = recipe.train_config()
         assert cfg.max_seconds is None and cfg.steps == recipe.steps >= 20
         assert cfg.eval_every == recipe.steps // recipe.evals and cfg.warmup <= recipe.steps // 5
-    assert set(TranslationRecipe.PRESETS) == set(TransformerConfig.PRESETS) == {"smoke", "lesson", "gpu"}
+    assert set(TransformerRecipe.PRESETS) == set(TransformerConfig.PRESETS) == {"smoke", "lesson", "gpu"}
 
 
 @pytest.mark.notebook
 def test_lesson_05_smoke_training_passes_its_claims_on_a_very_slow_clock(monkeypatch):
     """CI once went red because lesson 05 trained for 3 s of wall clock at smoke and a busy machine got one step.
     Here every clock reading inside the Trainer jumps by a minute: the always-claim must still hold."""
-    from course_lib import train as train_module
-    from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig, seq2seq_loss
-    from course_lib.seq2seq import train_config as rnn_train_config
-    from course_lib.train import Trainer
-    from course_lib.translation import TranslationConfig, TranslationData
+    from course_lib.core import train as train_module
+    from course_lib.translation.seq2seq import Seq2Seq, Seq2SeqConfig, seq2seq_loss
+    from course_lib.core.train import Trainer
+    from course_lib.translation.pipeline import TranslationConfig, TranslationData
 
     class SlowClock:
         now = 0.0
@@ -177,13 +177,13 @@ def test_lesson_05_smoke_training_passes_its_claims_on_a_very_slow_clock(monkeyp
             return self.now
 
     monkeypatch.setattr(train_module, "time", SlowClock())
-    recipe = TranslationRecipe.preset("smoke")
+    recipe = TransformerRecipe.preset("smoke")
     data = TranslationData.build(TranslationConfig.preset("smoke"))
     vocab = dict(src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab), pad_id=data.tgt_vocab.pad_id)
     torch.manual_seed(0)
     models = {"transformer": (Transformer(TransformerConfig.preset("smoke", **vocab)), recipe.train_config()),
               "rnn": (Seq2Seq(Seq2SeqConfig.preset("smoke", attention=True, **vocab)),
-                      rnn_train_config("smoke", **recipe.budget()))}
+                      Seq2SeqRecipe.preset("smoke").train_config(**recipe.budget()))}
     for name, (model, cfg) in models.items():
         trainer = Trainer(model, seq2seq_loss, data.batches_by_step(0), cfg, name=name, progress=False)
         history = trainer.fit()

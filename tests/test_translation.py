@@ -9,9 +9,11 @@ import sys
 import pytest
 import torch
 
-from course_lib import paths, translation
-from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig
-from course_lib.translation import (TranslationConfig, TranslationData, collate, groups, make_splits, normalize,
+from course_lib.core import paths
+
+from course_lib.translation import pipeline
+from course_lib.translation.seq2seq import Seq2Seq, Seq2SeqConfig
+from course_lib.translation.pipeline import (TranslationConfig, TranslationData, collate, groups, make_splits, normalize,
                                     split_of)
 
 HAVE_ENGFRA = bool(os.environ.get("COURSE_DATA_MIRROR")) or (paths.data_dir() / "eng-fra" / "eng-fra.txt").exists()
@@ -52,7 +54,7 @@ def _digest(splits) -> str:
 
 @needs_engfra
 def test_split_is_identical_in_another_process_and_leak_free():
-    code = ("import hashlib, json; from course_lib.translation import TranslationConfig, make_splits; "
+    code = ("import hashlib, json; from course_lib.translation.pipeline import TranslationConfig, make_splits; "
             "s = make_splits(TranslationConfig.preset('lesson')); "
             "print(hashlib.sha256(json.dumps(s, ensure_ascii=False).encode()).hexdigest())")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}            # a different hash seed must not matter
@@ -69,7 +71,7 @@ def test_split_is_identical_in_another_process_and_leak_free():
 def test_build_caches_the_split_under_build(tmp_build, monkeypatch):
     pairs = [(["le", "chat"], ["the", "cat"]), (["un", "chien"], ["a", "dog"])]
     calls = []
-    monkeypatch.setattr(translation, "make_splits",
+    monkeypatch.setattr(pipeline, "make_splits",
                         lambda cfg: calls.append(cfg) or {"train": pairs, "val": pairs[:1], "test": pairs[1:]})
     cfg = TranslationConfig(min_freq=1)
     first = TranslationData.build(cfg)

@@ -3,9 +3,10 @@ sentence, odd Unicode, and the trimmed vocabularies a small model uses."""
 import pytest
 from tokenizers import BertWordPieceTokenizer
 
-from course_lib import data
-from course_lib.minilm import minilm_dir
-from course_lib.wordpiece import SPECIALS, WordPiece, pad_batch
+from course_lib.core import data
+from course_lib.bert.minilm import minilm_dir
+from course_lib.text.tokenizers import pad_batch
+from course_lib.text.wordpiece import BERT_SPECIALS as SPECIALS, WordPiece
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,7 @@
+"""Every run budget (steps, learning rates, batches, widths) per profile, one module per lesson family.
+Models never import these; lessons and training loops do.
+"""
+from .bert import (BertRecipe)
+from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
+from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe)
+from .translation import (Seq2SeqRecipe, ReversalRecipe, TransformerRecipe)

@@ -1,0 +1,66 @@
+"""Run budgets of lessons 01 (RNN) and 02 (LSTM), one preset per profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.presets import Presets
+from ..core.train import TrainConfig
+
+
+@dataclass
+class Recipe(Presets):
+    """How long and on what batches an experiment trains; `train_config()` hands it to the Trainer."""
+    steps: int = 1500
+    batch: int = 32
+    block: int = 100            # characters per training window (language models)
+    lr: float = 3e-3
+    warmup: int = 50
+    eval_every: int = 250
+
+    def train_config(self, **overrides):
+        return TrainConfig(**{"steps": self.steps, "lr": self.lr, "warmup": self.warmup,
+                              "eval_every": self.eval_every, **overrides})
+
+
+class CharLMRecipe(Recipe):
+    PRESETS = {
+        "smoke": dict(steps=40, batch=16, block=32, eval_every=20, warmup=5),
+        "lesson": dict(steps=1500, batch=32, block=100, eval_every=250),
+        "gpu": dict(steps=5000, batch=64, block=200, eval_every=500),
+    }
+
+
+class NamesRecipe(Recipe):
+    PRESETS = {
+        "smoke": dict(steps=60, batch=32, eval_every=30, warmup=5),
+        "lesson": dict(steps=2500, batch=64, eval_every=500),
+        "gpu": dict(steps=5000, batch=128, eval_every=500),
+    }
+
+
+@dataclass
+class DelayRecipe(Presets):
+    """The long-delay memory experiment: delays to try, seeds to average over, one budget for both models.
+
+    Several seeds, because a plain RNN now and then stores a bit or two in a saturated unit and beats
+    chance by luck: a single run can tell a story the average does not.
+    """
+    delays: list[int] = field(default_factory=lambda: [5, 20, 50, 100])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    rnn_hidden: int = 128       # RNN(128) and LSTM(64) have about the same number of parameters
+    lstm_hidden: int = 64
+    forget_bias: float = 5.0    # start the LSTM remembering (see the notebook)
+    steps: int = 1000
+    batch: int = 64
+    lr: float = 3e-3
+    eval_size: int = 1000
+
+    PRESETS = {
+        "smoke": dict(delays=[5, 15], seeds=[0], rnn_hidden=32, lstm_hidden=16, steps=30, batch=32, eval_size=200),
+        "lesson": dict(),
+        "gpu": dict(delays=[5, 20, 50, 100, 150, 200], seeds=[0, 1, 2, 3, 4], steps=3000),
+    }
+
+    def train_config(self) -> TrainConfig:
+        """A constant learning rate: every delay and seed gets the same optimiser."""
+        return TrainConfig(steps=self.steps, lr=self.lr, schedule="constant")
