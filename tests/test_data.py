@@ -63,6 +63,47 @@ def test_concurrent_fetches_of_one_file_all_succeed(tmp_path, cache, monkeypatch
     assert sorted(x.name for x in (cache / "toy").iterdir()) == ["toy.txt"]     # no partial files left behind
 
 
+def test_concurrent_fetches_over_a_stale_cached_file_all_succeed(tmp_path, cache, monkeypatch):
+    """Several processes find the same stale file and replace it at once: none may fail (on the old code 7 of
+    32 processes died with FileNotFoundError, deleting the file under each other's feet)."""
+    import subprocess
+    import sys
+    content = os.urandom(1 << 20)
+    (tmp_path / "mirror" / "toy").mkdir(parents=True)
+    (tmp_path / "mirror" / "toy" / "toy.txt").write_bytes(content)
+    rf = _register(monkeypatch, content, (DEAD,))
+    code = ("import sys; from course_lib.core import data; "
+            f"data.REGISTRY['toy'] = data.Dataset('toy', (data.RemoteFile('toy.txt', {rf.sha256!r}, {rf.size}, "
+            f"({DEAD!r},)),), license='t', source='t'); print(len(data.fetch('toy').read_bytes()))")
+    env = {**os.environ, "COURSE_DATA_DIR": str(cache), "COURSE_DATA_MIRROR": str(tmp_path / "mirror")}
+    for round_ in range(3):
+        (cache / "toy").mkdir(parents=True, exist_ok=True)
+        (cache / "toy" / "toy.txt").write_bytes(b"stale")                       # a wrong cached copy
+        procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        results = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in results if err]
+        assert all(out.strip() == str(len(content)) for out, _ in results)
+        assert (cache / "toy" / "toy.txt").read_bytes() == content
+
+
+def test_cached_files_are_readable_by_others_and_orphans_are_swept(tmp_path, cache, monkeypatch):
+    import time
+    (tmp_path / "mirror" / "toy").mkdir(parents=True)
+    (tmp_path / "mirror" / "toy" / "toy.txt").write_bytes(b"shared")
+    _register(monkeypatch, b"shared", (DEAD,))
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(tmp_path / "mirror"))
+    (cache / "toy").mkdir(parents=True)
+    orphan, fresh = cache / "toy" / "toy.txt.killed.part", cache / "toy" / "toy.txt.running.part"
+    orphan.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = time.time() - 2 * data.ORPHAN_AGE
+    os.utime(orphan, (old, old))
+    path = data.fetch("toy")
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not orphan.exists() and fresh.exists()          # a download still in progress is left alone
+
+
 def test_mirror_as_file_url(tmp_path, cache, monkeypatch):
     (tmp_path / "m" / "toy").mkdir(parents=True)
     (tmp_path / "m" / "toy" / "toy.txt").write_bytes(b"abc")

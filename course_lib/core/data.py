@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -158,6 +159,29 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _verified(path: Path, rf: RemoteFile) -> bool:
+    """True if `path` holds exactly the registered bytes. A file that vanishes while we look (another process
+    replacing it) counts as a cache miss, never as an error."""
+    try:
+        return path.stat().st_size == rf.size and sha256_of(path) == rf.sha256
+    except FileNotFoundError:
+        return False
+
+
+ORPHAN_AGE = 3600    # seconds: a partial download untouched this long was left by a killed process
+
+
+def _sweep_orphans(folder: Path) -> None:
+    """Delete `*.part` files that no live download has touched for an hour (a SIGKILL leaves them behind)."""
+    now = time.time()
+    for part in folder.glob("*.part"):
+        try:
+            if now - part.stat().st_mtime > ORPHAN_AGE:
+                part.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def _dataset(name: str) -> Dataset:
     if name not in REGISTRY:
         raise KeyError(f"unknown dataset {name!r}: expected one of {sorted(REGISTRY)}")
@@ -210,10 +234,10 @@ def fetch(dataset: str, file: str | None = None) -> Path:
         file = ds.files[0].name
     rf = ds.file(file)
     dest = paths.data_dir() / dataset / rf.name
-    if dest.exists():
-        if dest.stat().st_size == rf.size and sha256_of(dest) == rf.sha256:
-            return dest
-        dest.unlink()  # stale or corrupt: never used, fetched again below
+    if _verified(dest, rf):
+        return dest
+    # A stale or corrupt copy is never used. It is not deleted either: another process may be replacing it at
+    # this moment; the atomic rename below puts the good copy in its place.
 
     candidates: list[str] = []
     mirror = os.environ.get(MIRROR_ENV)
@@ -222,6 +246,7 @@ def fetch(dataset: str, file: str | None = None) -> Path:
     candidates.extend(rf.urls)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_orphans(dest.parent)
     # A private partial file: kernels that start together (nbgrader grades submissions in parallel) may fetch
     # the same file at once, and must not write into or delete each other's download.
     fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
@@ -235,6 +260,7 @@ def fetch(dataset: str, file: str | None = None) -> Path:
             if got != rf.sha256:
                 raise ChecksumError(f"checksum mismatch for {dataset}/{rf.name} from {url}: "
                                     f"expected sha256 {rf.sha256}, got {got}; the file was deleted")
+            os.chmod(part, 0o644)             # mkstemp makes 0600; a shared cache must be readable by others
             os.replace(part, dest)
             return dest
         except (OSError, urllib.error.URLError, zipfile.BadZipFile, KeyError, ChecksumError) as e:
