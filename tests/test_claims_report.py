@@ -61,3 +61,17 @@ def test_reported_claim_may_carry_timings_and_work_counts_are_not_clocks(tmp_bui
     c.check("work", True, required_at="always", flops_ratio=60.0, steps=1200, test_sentences=8197,
             positions_recomputed=4096, memory_slope=1.9)
     assert [r["name"] for r in c.records] == ["speed", "work"]
+
+
+def test_lesson_opens_and_closes_a_notebook(tmp_build, capsys):
+    from course_lib.harness.lesson import Lesson
+    lesson = Lesson("99_demo", "smoke", seed=3, device="cpu")
+    assert str(lesson.device) == "cpu" and lesson.claims.profile == "smoke"
+    lesson.claims.check("works", True, required_at="always")
+    lesson.finish()
+    out = capsys.readouterr().out
+    assert "profile=smoke" in out and "notebook_within_10_minutes" in out and "works" in out
+    data = json.loads((tmp_build / "results" / "99_demo.json").read_text())
+    timing = data["claims"][-1]
+    assert timing["name"] == "notebook_within_10_minutes" and timing["required_at"] == "never"
+    assert timing["metrics"]["minutes"] < 1

@@ -206,3 +206,38 @@ def test_cpu_amp_runs_the_step_in_bf16_where_the_cpu_has_it(monkeypatch):
         torch.manual_seed(0)
         Trainer(Tiny(), recording_loss, get_batch, TrainConfig(steps=2, cpu_amp=cpu_amp), progress=False).fit()
     assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2
+
+
+def test_callbacks_fire_in_order_with_their_arguments():
+    seen = []
+    t = Trainer(Tiny(), loss_fn, get_batch, TrainConfig(steps=4, eval_every=2), progress=False,
+                eval_fn=lambda m: {"val_loss": 1.0})
+    t.add_callback("on_step_start", lambda tr: seen.append(("start", tr.step)))
+    t.add_callback("on_step_end", lambda tr, loss: seen.append(("end", tr.step, isinstance(loss, float))))
+    t.add_callback("on_eval", lambda tr, metrics: seen.append(("eval", tr.step, metrics["val_loss"])))
+    t.add_callback("on_fit_end", lambda tr: seen.append(("fit_end", tr.step)))
+    t.fit()
+    assert seen == [("start", 0), ("end", 1, True), ("start", 1), ("end", 2, True), ("eval", 2, 1.0),
+                    ("start", 2), ("end", 3, True), ("start", 3), ("end", 4, True), ("eval", 4, 1.0),
+                    ("fit_end", 4)]
+    with pytest.raises(ValueError, match="event='on_batch_end'.*on_step_start"):
+        t.add_callback("on_batch_end", print)
+    with pytest.raises(TypeError, match="callable"):
+        t.add_callback("on_eval", 3)
+
+
+def test_the_live_plot_is_a_callback_that_draws_nothing_outside_a_notebook():
+    from course_lib.core.plots import LiveLossPlot
+    plot = LiveLossPlot("tiny")
+    assert plot.handle is None
+    t = Trainer(Tiny(), loss_fn, get_batch, TrainConfig(steps=2, eval_every=1), progress=False,
+                eval_fn=lambda m: {"val_loss": 1.0}).add_callback("on_eval", plot)
+    assert len(t.fit().evals) == 2
+
+
+def test_resuming_under_another_train_config_is_refused(tmp_path):
+    path = tmp_path / "state.safetensors"
+    make_trainer(path).fit(until=10)
+    other = Trainer(Tiny(), loss_fn, get_batch, TrainConfig(steps=80, lr=1e-2), progress=False)
+    with pytest.raises(ValueError, match="another TrainConfig.*'steps'"):
+        other.load(path)
