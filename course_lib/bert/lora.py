@@ -19,14 +19,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.checks import integer, names, real
+
 
 class LoRALinear(nn.Module):
     """A frozen `nn.Linear` plus a trainable low-rank update."""
 
     def __init__(self, base: nn.Linear, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0):
         super().__init__()
+        if isinstance(base, LoRALinear):
+            raise ValueError("this layer already has a LoRA adapter: merge_lora first, or adapt a fresh model")
         if not isinstance(base, nn.Linear):
             raise ValueError(f"LoRA wraps nn.Linear layers, got {type(base).__name__}")
+        integer("rank", rank, 1)
+        if real("alpha", alpha) == 0:
+            raise ValueError("alpha=0: expected a non-zero scale (alpha / rank multiplies the update; with 0 the "
+                             "adapter can never change the model)")
+        if not 0.0 <= real("dropout", dropout) < 1.0:
+            raise ValueError(f"dropout={dropout}: expected a probability in [0, 1)")
         if not 1 <= rank <= min(base.in_features, base.out_features):
             raise ValueError(f"rank={rank}: expected 1 <= rank <= {min(base.in_features, base.out_features)}")
         self.base = base
@@ -56,11 +66,29 @@ class LoRALinear(nn.Module):
 
 def add_lora(model: nn.Module, targets: Sequence[str] = ("q_proj", "v_proj"), rank: int = 8, alpha: float = 16.0,
              dropout: float = 0.0, train: Sequence[str] = ()) -> list[str]:
-    """Freeze `model`, then wrap every nn.Linear whose name ends with one of `targets` in a LoRALinear.
+    """Freeze `model`, then wrap every nn.Linear whose own name (the last component) is one of `targets` in a
+    LoRALinear.
 
-    Parameters whose names start with one of `train` (e.g. a fresh classifier head) stay trainable.
-    Returns the names of the wrapped layers; raises if none matched.
+    `targets` and `train` are sequences of names (a bare string is refused: it would be read letter by letter).
+    Parameters under a module named in `train` (a whole dotted prefix, e.g. "classifier" or "layers.3", never
+    a partial name: "wte" does not select "wpe") stay trainable.
+    Returns the names of the wrapped layers; raises if none matched, or if the model already has adapters.
     """
+    targets = names("targets", targets, allow_empty=False)
+    train = names("train", train)
+    integer("rank", rank, 1)
+    if real("alpha", alpha) == 0:
+        raise ValueError("alpha=0: expected a non-zero scale (alpha / rank multiplies the update; with 0 the "
+                         "adapter can never change the model)")
+    adapted = [name for name, m in model.named_modules() if isinstance(m, LoRALinear)]
+    if adapted:
+        raise ValueError(f"the model is already adapted: it has LoRA layers ({', '.join(adapted[:4])}"
+                         f"{', ...' if len(adapted) > 4 else ''}); merge_lora(model) first, or start from a fresh model")
+    param_names = [name for name, _ in model.named_parameters()]
+    unknown = [t for t in train if not any(_under(name, t) for name in param_names)]
+    if unknown:
+        raise ValueError(f"train={list(train)}: no parameters under {unknown} (expected module names such as "
+                         f"{sorted({n.split('.')[0] for n in param_names})[:8]})")
     for p in model.parameters():
         p.requires_grad_(False)
     wrapped = []
@@ -71,11 +99,16 @@ def add_lora(model: nn.Module, targets: Sequence[str] = ("q_proj", "v_proj"), ra
             setattr(parent, child, LoRALinear(module, rank, alpha, dropout))
             wrapped.append(name)
     if not wrapped:
-        raise ValueError(f"no nn.Linear named {list(targets)} in the model: nothing to adapt")
+        raise ValueError(f"targets={list(targets)}: no nn.Linear with such a name in the model: nothing to adapt")
     for name, p in model.named_parameters():
-        if name.startswith(tuple(train)):
+        if any(_under(name, t) for t in train):
             p.requires_grad_(True)
     return wrapped
+
+
+def _under(name: str, prefix: str) -> bool:
+    """Whether the parameter `name` is `prefix` itself or lies inside the module `prefix` (whole components)."""
+    return name == prefix or name.startswith(prefix + ".")
 
 
 def merge_lora(model: nn.Module) -> int:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..transformer.attention import MultiHeadAttention, key_mask
 from ..core.parameters import count_parameters
+from ..core.checks import integer, real
 from ..core.presets import Presets
 
 
@@ -50,8 +51,14 @@ class BertConfig(Presets):
     }
 
     def __post_init__(self):
+        for name in ("vocab_size", "max_len", "n_segments", "d_model", "n_layers", "n_heads", "d_ff", "n_classes"):
+            integer(name, getattr(self, name), 1)
+        integer("pad_id", self.pad_id, 0)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= real(name, getattr(self, name)) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling={self.pooling!r}: expected 'cls' or 'mean'")
 
@@ -140,6 +147,8 @@ class BERT(nn.Module):
             raise ValueError(f"sequence of {ids.shape[1]} tokens is longer than max_len={self.cfg.max_len}")
         if segments is None:
             segments = torch.zeros_like(ids)
+        else:
+            self._check_segments(ids, segments)
         if attention_mask is None:
             attention_mask = ids != self.cfg.pad_id
         keep = key_mask(attention_mask.bool())  # (B, 1, 1, T): nobody attends to padding
@@ -147,6 +156,18 @@ class BERT(nn.Module):
         for layer in self.layers:
             x = layer(x, keep)
         return x
+
+    def _check_segments(self, ids: torch.Tensor, segments: torch.Tensor) -> None:
+        n = self.cfg.n_segments
+        if not isinstance(segments, torch.Tensor) or segments.shape != ids.shape:
+            got = tuple(segments.shape) if isinstance(segments, torch.Tensor) else type(segments).__name__
+            raise ValueError(f"segments has shape {got} but ids has {tuple(ids.shape)}: expected one segment id "
+                             "per token")
+        if segments.is_floating_point() or segments.is_complex() or segments.dtype == torch.bool:
+            raise TypeError(f"segments: expected integer segment ids, got {segments.dtype}")
+        if segments.numel() and (int(segments.min()) < 0 or int(segments.max()) >= n):
+            raise ValueError(f"segments holds ids {int(segments.min())}..{int(segments.max())}: expected 0..{n - 1} "
+                             f"(n_segments={n})")
 
     # -- masked-language-model head ------------------------------------------------------------------
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -159,8 +180,14 @@ class BERT(nn.Module):
 
         Scoring only the ~15 % masked positions against the vocabulary saves most of the head's cost.
         """
-        hidden = self(ids, attention_mask=attention_mask)
+        if not isinstance(labels, torch.Tensor) or labels.shape != ids.shape:
+            got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(f"labels has shape {got} but ids has {tuple(ids.shape)}: expected one label per token")
         picked = labels != -100
+        if not bool(picked.any()):
+            raise ValueError("labels has no masked position (every label is -100): the MLM loss of nothing is "
+                             "undefined; mask at least one token")
+        hidden = self(ids, attention_mask=attention_mask)
         logits = self.mlm_logits(hidden[picked])
         targets = labels[picked]
         loss = F.cross_entropy(logits.float(), targets)

@@ -3,8 +3,9 @@ and its callbacks, checkpoints, data, metrics and plots.
 """
 from .checkpoints import (DIGEST_KEY, CheckpointError, atomic_write, tensors_digest, save_tensors,
                           load_tensors, save_weights, load_weights_and_metadata, load_weights)
-from .data import (MIRROR_ENV, DataError, ChecksumError, RemoteFile, Dataset, REGISTRY, sha256_of, fetch,
-                   fetch_all, read_text, load_shakespeare, train_val_split, load_names, load_sst2,
+from .checks import (integer, real, same_shape, non_empty, token_ids, names)
+from .data import (MIRROR_ENV, DataError, ChecksumError, RemoteFile, Dataset, REGISTRY, sha256_of, ORPHAN_AGE,
+                   fetch, fetch_all, read_text, load_shakespeare, train_val_split, load_names, load_sst2,
                    describe_registry)
 from .metrics import (accuracy, wilson_interval, ngram_counts, bleu, corpus_bleu, bleu_by_bucket)
 from .parameters import (count_parameters)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from .checks import real
 from .progress import progress_enabled, tqdm
 
 MIRROR_ENV = "COURSE_DATA_MIRROR"
@@ -291,7 +292,11 @@ def load_shakespeare() -> str:
 
 
 def train_val_split(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """The first 90 % for training, the last 10 % for validation (nanoGPT's split, so numbers compare)."""
+    """The first 90 % for training, the last 10 % for validation (nanoGPT's split, so numbers compare).
+
+    `val_fraction` is a fraction in [0, 1)."""
+    if not 0.0 <= real("val_fraction", val_fraction) < 1.0:
+        raise ValueError(f"val_fraction={val_fraction}: expected a fraction in [0, 1)")
     cut = int(len(text) * (1 - val_fraction))
     return text[:cut], text[cut:]
 

@@ -7,17 +7,29 @@ from collections.abc import Sequence
 
 import torch
 
+from .checks import integer, real
+
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max equals the target."""
+    """Fraction of rows whose arg-max equals the target. logits (..., classes), targets (...) with the same
+    leading shape, at least one row."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError("logits and targets: expected torch tensors")
+    if logits.dim() < 1 or targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets has shape {tuple(targets.shape)} but logits has {tuple(logits.shape)}: "
+                         "expected targets of logits' shape without its last (class) dim")
+    if targets.numel() == 0:
+        raise ValueError("targets is empty: the accuracy of no rows is undefined")
     return (logits.argmax(-1) == targets).float().mean().item()
 
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval for a proportion (better than the normal one near 0 or 1)."""
-    if n <= 0:
-        raise ValueError("n must be positive")
+    n = integer("n", n, 1)
+    if not 0 <= real("successes", successes) <= n:
+        raise ValueError(f"successes={successes}: expected a count between 0 and n={n}")
+    real("z", z, 0, above=True)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -29,8 +41,17 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
 # Inputs are tokenised sentences (lists of words), one reference per hypothesis, scores in 0..100.
 
 def _token_lists(name: str, sentences: Sequence[Sequence[str]]) -> None:
-    if any(isinstance(s, str) for s in sentences):
+    if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
         raise ValueError(f"{name}: expected tokenised sentences (lists of words), got a plain string")
+
+
+def _pairs(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> None:
+    _token_lists("hypotheses", hypotheses)
+    _token_lists("references", references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        raise ValueError("hypotheses is empty: the BLEU of no sentences is undefined (expected at least one pair)")
 
 
 def ngram_counts(tokens: Sequence[str], n: int) -> Counter:
@@ -47,10 +68,8 @@ def bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]
     hypotheses are shorter in total than the references (precision alone would reward saying little).
     No smoothing: a corpus with no matching max_n-gram scores 0 (sacrebleu smooths that case).
     """
-    _token_lists("hypotheses", hypotheses)
-    _token_lists("references", references)
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    _pairs(hypotheses, references)
+    max_n = integer("max_n", max_n, 1)
     matches, totals = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
     for hyp, ref in zip(hypotheses, references):
@@ -75,10 +94,7 @@ def corpus_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequen
     `bleu` for reasons that have nothing to do with translation."""
     import sacrebleu  # imported here: only the translation lessons need it
 
-    _token_lists("hypotheses", hypotheses)
-    _token_lists("references", references)
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    _pairs(hypotheses, references)
     return sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]],
                                  tokenize="none").score
 
@@ -89,6 +105,9 @@ def bleu_by_bucket(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
     buckets 1-5, 6-10, 11-20 of `lengths` (one per sentence, e.g. source length). Empty buckets are left out."""
     if not len(hypotheses) == len(references) == len(lengths):
         raise ValueError("need one hypothesis, one reference and one length per sentence")
+    edges = [integer("edges", e, 1) for e in edges]
+    if not edges or any(a >= b for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"edges={edges}: expected strictly increasing upper bounds, e.g. (5, 10, 20)")
     out, low = [], 1
     for high in edges:
         idx = [i for i, n in enumerate(lengths) if low <= n <= high]

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from .checkpoints import load_tensors, save_tensors
+from .checks import integer
 from .presets import Presets
 from .progress import progress_enabled, tqdm
 from .runtime import autocast
@@ -64,6 +65,8 @@ class TrainConfig(Presets):
             raise ValueError(f"schedule={self.schedule!r}: expected 'cosine', 'linear' or 'constant'")
         if self.steps < 0 or self.warmup < 0:
             raise ValueError("steps and warmup must be >= 0")
+        for name in ("eval_every", "log_every", "checkpoint_every"):     # 0: off (log_every 0 logs every step)
+            integer(name, getattr(self, name), 0)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds={self.max_seconds}: expected a positive number of seconds, or None")
         if not 0 <= self.min_steps <= max(self.steps, 1):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.checks import integer, real
+
 
 @dataclass
 class Generation:
@@ -40,12 +42,11 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     token is always kept).
     """
     if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"top_k={top_k}: expected an integer >= 1")
+        integer("top_k", top_k, 1)
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
+        if not 0.0 < real("top_p", top_p) <= 1.0:
             raise ValueError(f"top_p={top_p}: expected a probability in (0, 1]")
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         cum = sorted_logits.softmax(-1).cumsum(-1)
@@ -63,8 +64,7 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
     The log-probability is under the distribution actually sampled from: softmax(logits / temperature)
     after top-k/top-p. For greedy decoding (temperature 0) it is the model's own log-softmax at T=1.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature}: expected >= 0 (0 means greedy)")
+    real("temperature", temperature, 0)     # finite: inf would sample uniformly, nan nothing at all (0 = greedy)
     logits = logits.float()
     if temperature == 0:
         tok = logits.argmax(-1)
@@ -84,8 +84,13 @@ def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, temperature: f
     `forward(idx, cache=...)` returning logits). The model is put in eval mode for the call and restored.
     `generator` (for reproducible sampling) must live on the model's device.
     """
-    if max_new_tokens < 0:
-        raise ValueError("max_new_tokens must be >= 0")
+    integer("max_new_tokens", max_new_tokens, 0)
+    # checked up front, so a bad decoding setting fails before any work (and even when max_new_tokens is 0)
+    real("temperature", temperature, 0)
+    if top_k is not None:
+        integer("top_k", top_k, 1)
+    if top_p is not None and not 0.0 < real("top_p", top_p) <= 1.0:
+        raise ValueError(f"top_p={top_p}: expected a probability in (0, 1]")
     one_dim = prompt.dim() == 1
     idx = prompt[None] if one_dim else prompt
     if idx.dim() != 2 or idx.shape[1] == 0:
@@ -130,8 +135,7 @@ def token_logprobs(model, tokens: torch.Tensor, temperature: float = 1.0) -> tor
     Divides the logits by `temperature` like sampling does, so it scores text exactly as `generate` drew it
     (at temperature 1 without top-k/top-p, it equals `generate(..., logprobs=True).logprobs`).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature}: expected > 0")
+    real("temperature", temperature, 0, above=True)
     if tokens.dim() != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must be (B, T) with T >= 2, got {tuple(tokens.shape)}")
     logits = model(tokens[:, :-1]).float() / temperature
@@ -147,6 +151,7 @@ def _ngrams(seq: Sequence, n: int) -> list[tuple]:
 
 def distinct_n(seqs: Sequence[Sequence], n: int = 2) -> float:
     """Diversity: distinct n-grams / all n-grams, pooled over `seqs` (1.0 = nothing ever repeats)."""
+    integer("n", n, 1)
     grams = [g for seq in seqs for g in _ngrams(seq, n)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
@@ -154,5 +159,6 @@ def distinct_n(seqs: Sequence[Sequence], n: int = 2) -> float:
 def repetition(seq: Sequence, n: int = 4) -> float:
     """Degeneration: the fraction of n-grams of `seq` that already occurred earlier in it
     (greedy decoding stuck in a loop scores high)."""
+    integer("n", n, 1)
     grams = _ngrams(seq, n)
     return 1 - len(set(grams)) / len(grams) if grams else 0.0

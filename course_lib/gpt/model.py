@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.parameters import count_parameters
+from ..core.checks import integer, real
 from ..core.presets import Presets
 from ..transformer.attention import causal_mask
 
@@ -59,10 +60,11 @@ class GPTConfig(Presets):
         return cls(**{**cls.SIZES[name], **overrides})
 
     def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            integer(name, getattr(self, name), 1)      # before the divisibility check: n_head=0 is no ZeroDivision
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if min(self.vocab_size, self.block_size, self.n_layer, self.n_head) < 1:
-            raise ValueError("vocab_size, block_size, n_layer and n_head must be >= 1")
+        real("dropout", self.dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout}: expected a probability in [0, 1)")
 
@@ -191,7 +193,13 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        """Logits (B, T, vocab); with `targets` (B, T), returns (logits, mean cross-entropy in nats)."""
+        """Logits (B, T, vocab); with `targets` (B, T), returns (logits, mean cross-entropy in nats).
+
+        `targets` must have exactly the shape of `idx` (one next token per position; -100 is ignored)."""
+        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.shape != idx.shape):
+            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets has shape {got} but idx has {tuple(idx.shape)}: expected one target per "
+                             "input position, the same (batch, time) shape")
         logits = self.lm_head(self.hidden(idx, cache))
         if targets is None:
             return logits

@@ -2,6 +2,7 @@
 Models never import these; lessons and training loops do.
 """
 from .bert import (BertRecipe)
+from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe)
 from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
 from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe)
 from .translation import (Seq2SeqRecipe, ReversalRecipe, TransformerRecipe)

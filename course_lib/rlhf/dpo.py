@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..gpt.model import GPT
 from .preferences import PreferenceData
+from ..core.checks import integer, non_empty, real, same_shape
 from ..core.presets import Presets
 from .loop import response_logprobs
 from ..core.train import History, Trainer, TrainConfig
@@ -38,10 +39,23 @@ class DPOConfig(Presets):
         "gpu": dict(batch=64, eval_every=100),
     }
 
+    def __post_init__(self):
+        real("beta", self.beta, 0, above=True)
+        real("epochs", self.epochs, 0, above=True)
+        integer("batch", self.batch, 1)
+        real("lr", self.lr, 0, above=True)
+        integer("eval_every", self.eval_every, 0)
+
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
              ref_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """DPO loss from summed response log-probs (B,). Returns (loss, implicit reward of chosen, of rejected)."""
+    """DPO loss from summed response log-probs (B,). Returns (loss, implicit reward of chosen, of rejected).
+
+    The four tensors must have one shape (no broadcasting) and at least one pair; beta must be > 0."""
+    same_shape(policy_chosen=policy_chosen, policy_rejected=policy_rejected, ref_chosen=ref_chosen,
+               ref_rejected=ref_rejected)
+    non_empty("policy_chosen", policy_chosen)
+    beta = real("beta", beta, 0, above=True)
     chosen_reward = beta * (policy_chosen - ref_chosen)
     rejected_reward = beta * (policy_rejected - ref_rejected)
     loss = -F.logsigmoid(chosen_reward - rejected_reward).mean()

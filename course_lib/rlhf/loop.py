@@ -27,6 +27,7 @@ from ..recipes.gpt import checkpoint_path
 from ..text.lm_data import batches_by_step, evaluate_lm, lm_loss
 from ..text.tokenizers import CharTokenizer
 from ..core.metrics import wilson_interval
+from ..core.checks import same_shape
 from ..core.presets import Presets
 from ..core.train import Trainer, TrainConfig
 
@@ -158,7 +159,10 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k1") ->
     k1 = log pi - log pi_ref        unbiased, can be negative, high variance (the one PPO puts in the reward)
     k2 = (log pi - log pi_ref)^2/2  biased, low variance
     k3 = (r - 1) - log r with r = pi_ref / pi   unbiased and >= 0. expm1 avoids cancellation near r = 1.
+
+    `logp` and `ref_logp` have one shape (no broadcasting).
     """
+    same_shape(logp=logp, ref_logp=ref_logp)
     log_ratio = logp - ref_logp
     if kind == "k1":
         return log_ratio

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..gpt.model import GPT
+from ..core.checks import integer, non_empty, real, same_shape
 from ..core.presets import Presets
 from .loop import check_rewards, kl_estimate, response_logprobs, sample_responses, whiten
 from ..core.runtime import autocast
@@ -59,6 +60,14 @@ class PPOConfig(Presets):
     def __post_init__(self):
         if self.advantage not in ("gae", "rloo"):
             raise ValueError(f"advantage={self.advantage!r}: expected 'gae' or 'rloo'")
+        for name in ("iterations", "batch", "minibatch", "epochs"):
+            integer(name, getattr(self, name), 1)
+        integer("rloo_k", self.rloo_k, 2)      # a leave-one-out baseline needs another sample to leave in
+        integer("eval_every", self.eval_every, 0)
+        for name in ("lr", "clip", "clip_value"):
+            real(name, getattr(self, name), 0, above=True)
+        for name in ("kl_coef", "vf_coef", "gamma", "lam"):
+            real(name, getattr(self, name), 0)
         if self.batch % self.minibatch or (self.advantage == "rloo" and self.batch % self.rloo_k):
             raise ValueError(f"batch={self.batch} must be a multiple of minibatch={self.minibatch} (and of rloo_k)")
 
@@ -88,7 +97,11 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float = 1.0,
 
 def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                     clip: float = 0.2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PPO's clipped surrogate. Returns (loss, fraction of tokens where the clip is active, ratio)."""
+    """PPO's clipped surrogate. Returns (loss, fraction of tokens where the clip is active, ratio).
+
+    `logp`, `old_logp` and `advantages` share one shape, e.g. (B, G) per token (no broadcasting)."""
+    same_shape(logp=logp, old_logp=old_logp, advantages=advantages)
+    non_empty("logp", logp)
     ratio = torch.exp(logp - old_logp)
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip, 1 + clip)
@@ -97,7 +110,9 @@ def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torc
 
 def ppo_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
                    clip: float = 0.2) -> torch.Tensor:
-    """Half the squared error, pessimistic over the value clipped to old_values +- clip."""
+    """Half the squared error, pessimistic over the value clipped to old_values +- clip (one shape for all three)."""
+    same_shape(values=values, old_values=old_values, returns=returns)
+    non_empty("values", values)
     clipped = old_values + (values - old_values).clamp(-clip, clip)
     return 0.5 * torch.max((values - returns) ** 2, (clipped - returns) ** 2).mean()
 

@@ -27,13 +27,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..gpt.model import GPT
+from ..core.checks import non_empty, same_shape
 from ..core.presets import Presets
 from .loop import check_rewards, rl_copy, sample_responses
 from ..core.train import Trainer, TrainConfig
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
-    """Mean of -log sigmoid(r_chosen - r_rejected) (softplus form: no overflow for large margins)."""
+    """Mean of -log sigmoid(r_chosen - r_rejected) (softplus form: no overflow for large margins).
+
+    One reward per pair: both tensors have one shape (no broadcasting) and at least one element."""
+    same_shape(r_chosen=r_chosen, r_rejected=r_rejected)
+    non_empty("r_chosen", r_chosen)
     return F.softplus(r_rejected - r_chosen).mean()
 
 

@@ -1,8 +1,8 @@
 """Turning text into tokens: char and word vocabularies, byte-level BPE (06), WordPiece (07), language-model
 batches.
 """
-from .bpe import (GPT2_PATTERN, ByteBPE)
+from .bpe import (GPT2_PATTERN, KNOWN_PATTERNS, ByteBPE)
 from .lm_data import (window_batch, batches_by_step, lm_loss, evaluate_lm, bits_per_char, uniform_loss,
                       evaluate_lm_full)
-from .tokenizers import (SPECIALS, Vocab, CharTokenizer, WordVocab, pad_batch)
+from .tokenizers import (SPECIALS, Vocab, read_json, CharTokenizer, WordVocab, pad_batch)
 from .wordpiece import (BERT_SPECIALS, WordPiece)

@@ -17,8 +17,14 @@ from pathlib import Path
 
 import regex
 
+from ..core.checks import token_ids
+from .tokenizers import read_json
+
 # GPT-2's pre-tokenizer: contractions, optional-space + letters / digits / other, and runs of whitespace.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# The split patterns a saved tokenizer may name. A pattern read from a file is code (a crafted regex can drop
+# text or take exponential time), so `from_json` accepts only these; a pattern of your own works in code.
+KNOWN_PATTERNS = frozenset({GPT2_PATTERN})
 
 
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -129,6 +135,8 @@ class ByteBPE:
     def encode(self, text: str, specials: bool = True) -> list[int]:
         """Token ids of `text`. With `specials`, occurrences of a special token's string become its id;
         without, they are encoded as ordinary text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
         if not specials or self._special_split is None:
             return self._encode_ordinary(text)
         ids: list[int] = []
@@ -141,10 +149,7 @@ class ByteBPE:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids`. A cut through a multi-byte character (possible when sampling) shows as U+FFFD."""
-        try:
-            data = b"".join(self.pieces[int(i)] for i in ids)
-        except IndexError:
-            raise ValueError(f"an id is outside the vocabulary (0..{len(self.pieces) - 1})") from None
+        data = b"".join(self.pieces[i] for i in token_ids("ids", ids, len(self.pieces)))
         return data.decode("utf-8", errors="replace")
 
     def piece(self, i: int) -> str:
@@ -162,13 +167,30 @@ class ByteBPE:
 
     @classmethod
     def from_json(cls, data: dict) -> "ByteBPE":
-        if data.get("kind") != cls.kind:
-            raise ValueError(f"expected a {cls.kind!r} tokenizer, got {data.get('kind')!r}")
-        return cls([tuple(m) for m in data["merges"]], data["specials"], data["pattern"])
+        """A tokenizer from saved data (a file, a checkpoint's metadata): untrusted, so checked. The split
+        pattern must be one the course defines (KNOWN_PATTERNS): a saved regex is never compiled as is."""
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise ValueError(f"expected a {cls.kind!r} tokenizer, got "
+                             f"{data.get('kind') if isinstance(data, dict) else type(data).__name__!r}")
+        pattern = data.get("pattern", GPT2_PATTERN)
+        if pattern not in KNOWN_PATTERNS:
+            raise ValueError(f"pattern={str(pattern)[:200]!r}: not a split pattern the course defines "
+                             "(expected GPT2_PATTERN); refusing to compile a regex taken from a file")
+        merges, specials = data.get("merges"), data.get("specials", [])
+        if not (isinstance(merges, list) and all(isinstance(m, list) and len(m) == 2
+                                                 and all(type(i) is int and i >= 0 for i in m) for m in merges)):
+            raise ValueError("merges: expected a list of [id, id] pairs of non-negative integers")
+        if not (isinstance(specials, list) and all(isinstance(s, str) and s for s in specials)):
+            raise ValueError("specials: expected a list of non-empty strings")
+        return cls([tuple(m) for m in merges], specials, pattern)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "ByteBPE":
-        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        data = read_json(path, "a ByteBPE tokenizer")
+        try:
+            return cls.from_json(data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None

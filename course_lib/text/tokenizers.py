@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..core.checks import token_ids
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
 
@@ -42,32 +44,38 @@ class Vocab:
         raise ValueError(f"symbol {symbol!r} is not in the {self.kind} vocabulary ({len(self)} symbols) "
                          f"and it has no {UNK} token to stand in for it")
 
+    def special_id(self, symbol: str, wanted_by: str = "") -> int:
+        """The id of a special token; a clear ValueError (not a KeyError) when this vocabulary has none."""
+        if symbol not in self.stoi:
+            why = f"{wanted_by} needs" if wanted_by else "asked for"
+            raise ValueError(f"{why} the special token {symbol}, but this {self.kind} vocabulary has no specials "
+                             f"of that kind (specials={list(self.specials)}): build it with specials=SPECIALS")
+        return self.stoi[symbol]
+
     @property
     def pad_id(self) -> int:
-        return self.stoi[PAD]
+        return self.special_id(PAD)
 
     @property
     def unk_id(self) -> int:
-        return self.stoi[UNK]
+        return self.special_id(UNK)
 
     @property
     def bos_id(self) -> int:
-        return self.stoi[BOS]
+        return self.special_id(BOS)
 
     @property
     def eos_id(self) -> int:
-        return self.stoi[EOS]
+        return self.special_id(EOS)
 
     def encode_symbols(self, symbols: Iterable[str], bos: bool = False, eos: bool = False) -> list[int]:
-        ids = [self.id(s) for s in symbols]
-        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+        start = [self.special_id(BOS, "bos=True")] if bos else []
+        end = [self.special_id(EOS, "eos=True")] if eos else []
+        return start + [self.id(s) for s in symbols] + end
 
     def decode_ids(self, ids: Iterable[int], skip_specials: bool = True) -> list[str]:
         out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.itos):
-                raise ValueError(f"id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
+        for i in token_ids("ids", ids, len(self.itos)):
             s = self.itos[i]
             if skip_specials and s in self.specials and s != UNK:  # an <unk> stays visible: it is content
                 continue
@@ -83,11 +91,28 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path):
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_json(path, f"a {cls.kind!r} vocabulary")
         if data.get("kind") != cls.kind:
             raise ValueError(f"{path} holds a {data.get('kind')!r} vocabulary, expected {cls.kind!r}")
-        specials = data["specials"]
-        return cls(data["itos"][len(specials):], specials=specials)
+        specials, itos = data.get("specials"), data.get("itos")
+        if not (isinstance(specials, list) and isinstance(itos, list)
+                and all(isinstance(s, str) for s in specials + itos)):
+            raise ValueError(f"{path}: 'itos' and 'specials' must be lists of strings: not a course vocabulary file")
+        return cls(itos[len(specials):], specials=specials)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """The JSON object in `path`; a missing, corrupt or non-object file is a ValueError that names the path."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file (expected {what})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): truncated or not {what}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object: not {what}")
+    return data
 
 
 class CharTokenizer(Vocab):
@@ -100,6 +125,8 @@ class CharTokenizer(Vocab):
         return cls(sorted(set(text)), specials=specials)
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
         return self.encode_symbols(text, bos=bos, eos=eos)
 
     def decode(self, ids: Iterable[int], skip_specials: bool = True) -> str:
@@ -122,6 +149,14 @@ class WordVocab(Vocab):
         return cls(words, specials=specials)
 
     def encode(self, words: Sequence[str], bos: bool = False, eos: bool = False) -> list[int]:
+        """Ids of a list of words (already tokenized). A plain string is refused: it would be read as a list
+        of one-character words."""
+        if isinstance(words, str) or not isinstance(words, Sequence):
+            raise TypeError(f"words: expected a list of words (already tokenized), got {type(words).__name__}"
+                            + (f"; split it first, e.g. {words!r}.split()" if isinstance(words, str) else ""))
+        bad = next((w for w in words if not isinstance(w, str)), None)
+        if bad is not None:
+            raise TypeError(f"words: expected strings, got {bad!r} ({type(bad).__name__})")
         return self.encode_symbols(words, bos=bos, eos=eos)
 
     def decode(self, ids: Iterable[int], skip_specials: bool = True) -> list[str]:

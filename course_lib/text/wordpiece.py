@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.checks import token_ids
 from .tokenizers import pad_batch
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -169,10 +170,14 @@ class WordPiece:
 
     def ids(self, text: str) -> list[int]:
         """WordPiece ids of `text`, no specials added."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
         return [i for word in self.pre_tokenize(text) for i in self.word_ids(word)]
 
     def encode(self, text: str, pair: str | None = None, max_len: int | None = None) -> list[int]:
         """`[CLS] text [SEP]` (or `[CLS] a [SEP] b [SEP]`), the longer side cut first to fit `max_len`."""
+        if pair is not None and not isinstance(pair, str):
+            raise TypeError(f"pair: expected a str or None, got {type(pair).__name__}")
         a = self.ids(text)
         b = self.ids(pair) if pair is not None else []
         if max_len is not None:
@@ -196,10 +201,7 @@ class WordPiece:
     def decode(self, ids: Iterable[int], skip_specials: bool = True) -> str:
         """Ids back to text: `##` pieces glued to the piece before them (casing and accents are gone)."""
         words: list[str] = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.itos):
-                raise ValueError(f"id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
+        for i in token_ids("ids", ids, len(self.itos)):
             if skip_specials and i in self.special_ids and i != self.unk_id:
                 continue
             tok = self.itos[i]

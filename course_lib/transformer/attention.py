@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.checks import integer
+
 # Mask convention, used by every function below and by PyTorch's scaled_dot_product_attention:
 # a boolean tensor, True where a query MAY look at a key, broadcastable to (batch, heads, queries, keys).
 
@@ -43,6 +45,17 @@ def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     return key_mask(tokens != pad_id)
 
 
+def check_mask(mask: torch.Tensor | None) -> None:
+    """A mask must be a bool tensor (True = may look). A float 0/1 mask would be read by SDPA as an additive
+    bias (adding 0 or 1 to a score blocks nothing), so it is refused rather than guessed at."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"mask: expected a bool tensor (True where a query may look at a key), got {got}; "
+                        "convert a 0/1 mask with mask.bool() (or mask == 1)")
+
+
 def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     """A query may look at a key only if every mask allows it (None means 'no restriction')."""
     result = None
@@ -58,7 +71,9 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """softmax(q k^T / sqrt(d)) v, written out. q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv).
 
     Returns (output (..., Lq, dv), weights (..., Lq, Lk)); each row of weights sums to one.
+    `mask` is bool (True = may look), broadcastable to (..., Lq, Lk).
     """
+    check_mask(mask)
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}: need q and k to share "
                          "the last dim and k and v the number of keys")
@@ -78,7 +93,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     """The same function through `F.scaled_dot_product_attention` (fused kernels; flash attention on GPUs).
 
     `causal=True` without another mask lets the fused kernel skip the masked half instead of reading a mask.
+    `mask` is bool (True = may look); a float mask is refused (SDPA would add it to the scores as a bias).
     """
+    check_mask(mask)
     if causal and (mask is not None or q.shape[-2] != k.shape[-2]):
         # SDPA's own is_causal aligns the corner top-left; build the mask when queries are the newest keys
         mask, causal = combine_masks(mask, causal_mask(k.shape[-2], q.device, queries=q.shape[-2])), False
@@ -95,6 +112,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
+        integer("d_model", d_model, 1)
+        integer("n_heads", n_heads, 1)        # before the divisibility check: n_heads=0 is no ZeroDivisionError
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.d_model, self.n_heads, self.head_dim, self.dropout = d_model, n_heads, d_model // n_heads, dropout
@@ -112,6 +131,7 @@ class MultiHeadAttention(nn.Module):
                 causal: bool = False) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"expected input (batch, length, {self.d_model}), got {tuple(x.shape)}")
+        check_mask(mask)
         memory = x if memory is None else memory
         q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(memory)), self._split(self.v_proj(memory))
         dropout = self.dropout if self.training else 0.0

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import MultiHeadAttention, as_torch_attention, key_mask
+from ..core.checks import integer, real
 from ..core.presets import Presets
 
 
@@ -48,8 +49,14 @@ class TransformerConfig(Presets):
     }
 
     def __post_init__(self):
+        for name in ("src_vocab", "tgt_vocab", "d_model", "n_heads", "d_ff", "max_len"):
+            integer(name, getattr(self, name), 1)
+        for name in ("encoder_layers", "decoder_layers"):
+            integer(name, getattr(self, name), 0)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not 0.0 <= real("dropout", self.dropout) < 1.0:
+            raise ValueError(f"dropout={self.dropout}: expected a probability in [0, 1)")
         if self.d_model % 2:
             raise ValueError(f"d_model={self.d_model} must be even for sine/cosine position pairs")
 
