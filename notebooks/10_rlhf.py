@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · RLHF in miniature: teaching a Shakespeare bot what people like
+# # 10 · RLHF in miniature: teaching a Shakespeare bot what people like
 #
 # | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
 # |---|---|---|---|---|---|---|

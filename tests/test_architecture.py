@@ -8,7 +8,7 @@ import pytest
 import course_lib
 
 LIB = Path(course_lib.__file__).parent
-MODEL_WINGS = ("recurrent", "translation", "transformer", "gpt", "bert")
+MODEL_WINGS = ("recurrent", "translation", "transformer", "gpt", "bert", "emergence")
 FORBIDDEN_IN_MODELS = ("course_lib.core.train", "course_lib.recipes", "course_lib.harness")
 
 

@@ -1,0 +1,143 @@
+"""Lesson 08's run budgets, one preset per profile (`smoke`, `lesson`, `gpu`), in steps, never in seconds:
+what a run learns must not depend on how fast the machine is.
+
+    recipe = InductionRecipe.preset(profile)
+    model = AttnOnlyTransformer(recipe.model_config(n_layers=2))
+    Trainer(model, loss, batches, recipe.train_config(), ...)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.presets import Presets
+from ..core.train import TrainConfig
+from ..emergence.attention_only import AttnOnlyConfig
+from ..gpt.model import GPTConfig
+
+
+@dataclass
+class InductionRecipe(Presets):
+    """Induction heads from scratch: the task, the two attention-only models, the budget they share."""
+    vocab: int = 32
+    seq_len: int = 48
+    min_len: int = 6              # the repeated segment is 6-12 tokens long, both copies at random places
+    max_len: int = 12
+    d_model: int = 64
+    heads: tuple[int, ...] = (2, 1)   # two heads in layer 0, one in layer 1
+    one_layer_d_model: int = 96   # the 1-layer control is wider, so it has at least as many parameters
+    one_layer_heads: int = 2
+    steps: int = 2500
+    batch: int = 32
+    lr: float = 1e-3
+    eval_every: int = 50          # fine enough to see where the cliff is
+    eval_size: int = 256          # fixed held-out sequences for every evaluation
+
+    PRESETS = {
+        "smoke": dict(d_model=32, one_layer_d_model=48, steps=60, eval_every=20, eval_size=64),
+        "lesson": dict(),
+        "gpu": dict(steps=4000, eval_every=25, eval_size=1024),
+    }
+
+    def task(self, **overrides) -> dict:
+        """Keyword arguments for `emergence.induction_batch`."""
+        return {"seq_len": self.seq_len, "vocab": self.vocab, "min_len": self.min_len, "max_len": self.max_len,
+                **overrides}
+
+    def model_config(self, n_layers: int) -> AttnOnlyConfig:
+        if n_layers == 1:
+            return AttnOnlyConfig(vocab_size=self.vocab, block_size=self.seq_len, d_model=self.one_layer_d_model,
+                                  n_layers=1, n_heads=self.one_layer_heads, layernorm=True)
+        heads = self.heads if len(self.heads) == n_layers else (self.heads[0],) * n_layers
+        return AttnOnlyConfig(vocab_size=self.vocab, block_size=self.seq_len, d_model=self.d_model,
+                              n_layers=n_layers, n_heads=heads, layernorm=True)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        # a constant learning rate: a decaying one would flatten the end of the curve and blur the cliff
+        return TrainConfig(**{"steps": self.steps, "lr": self.lr, "schedule": "constant", "warmup": 0,
+                              "eval_every": self.eval_every, "log_every": 10, **overrides})
+
+
+@dataclass
+class FewShotRecipe(Presets):
+    """Few-shot classification learned in context (Chan et al. 2022): Transformer vs LSTM, same budget."""
+    n_pairs: int = 8              # (item, label) pairs per sequence; the model answers after each item
+    n_items: int = 32
+    n_labels: int = 2
+    n_way: int = 2                # bursty sequences: items from 2 classes, a fresh label for each
+    d_model: int = 64             # the attention-only Transformer of section 2
+    heads: tuple[int, ...] = (2, 1)
+    lstm_embed: int = 32          # lesson 02's LSTM language model, sized to about the same parameters
+    lstm_hidden: int = 80
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 1e-3
+    eval_every: int = 250
+    eval_size: int = 1000
+    compare_bursty: bool = True   # also train the Transformer on non-bursty sequences
+
+    PRESETS = {
+        "smoke": dict(steps=30, eval_every=15, eval_size=200, d_model=32, lstm_hidden=40, lstm_embed=16),
+        "lesson": dict(),
+        "gpu": dict(steps=6000, eval_every=500, eval_size=4000),
+    }
+
+    @property
+    def vocab(self) -> int:
+        return self.n_items + self.n_labels
+
+    def task(self, bursty: bool = True) -> dict:
+        return {"n_pairs": self.n_pairs, "n_items": self.n_items, "n_labels": self.n_labels,
+                "n_way": self.n_way, "bursty": bursty}
+
+    def transformer_config(self) -> AttnOnlyConfig:
+        return AttnOnlyConfig(vocab_size=self.vocab, block_size=2 * self.n_pairs, d_model=self.d_model,
+                              n_layers=len(self.heads), n_heads=self.heads, layernorm=True)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        return TrainConfig(**{"steps": self.steps, "lr": self.lr, "schedule": "constant", "warmup": 50,
+                              "eval_every": self.eval_every, **overrides})
+
+
+@dataclass
+class LMFamilyRecipe(Presets):
+    """Character GPTs of growing width on tiny Shakespeare, every one with the same steps and batches (lesson
+    06's scaling experiment, at a budget this lesson can afford): the largest is the in-context-learning subject
+    when lesson 06's own model is not in build/, and all of them are scored on completing words."""
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    n_layer: int = 2
+    n_head: int = 4               # 2 for widths under 32
+    block: int = 64
+    batch: int = 32
+    steps: int = 600
+    lr: float = 3e-3
+    warmup: int = 50
+    use_lesson_06: bool = True    # use lesson 06's saved model in section 1 when it is in build/
+    max_val_loss_06: float = 2.0  # ... and good enough (a smoke run's checkpoint is not)
+    icl_windows: int = 256        # random validation windows for the loss-by-position curve
+    repeat_len: int = 60          # the random string repeated twice (at most half the window)
+    words: int = 1000             # held-out words to complete
+    min_word: int = 7
+    given: int = 3                # letters shown
+    context: int = 40             # characters of text before the word
+    check_greedy: int = 100       # words completed by actual greedy decoding, to check the identity
+
+    PRESETS = {
+        "smoke": dict(widths=[8, 16], n_layer=1, batch=8, steps=20, warmup=5, use_lesson_06=False,
+                      icl_windows=32, repeat_len=20, words=100, check_greedy=10),
+        "lesson": dict(),
+        "gpu": dict(widths=[32, 64, 128, 256, 512], n_layer=4, block=128, batch=64, steps=3000, lr=1e-3,
+                    warmup=100, words=4000, check_greedy=400),
+    }
+
+    @property
+    def max_word(self) -> int:
+        """The longest word whose prompt and answer fit in the window."""
+        return self.block - self.context + 1
+
+    def model_config(self, width: int, vocab_size: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, block_size=self.block, n_layer=self.n_layer,
+                         n_head=self.n_head if width >= 32 else 2, n_embd=width, bias=False)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        return TrainConfig(**{"steps": self.steps, "lr": self.lr, "min_lr": self.lr / 10, "warmup": self.warmup,
+                              "betas": (0.9, 0.99), "weight_decay": 0.1, **overrides})
