@@ -54,7 +54,7 @@ def test_fit_refuses_empty_data():
 
 
 @pytest.mark.skipif(not os.environ.get("COURSE_DATA_MIRROR") and not (
-        __import__("course_lib.core.paths").paths.data_dir() / "sst2" / "train.tsv").exists(),
+        __import__("course_lib.core.paths").core.paths.data_dir() / "sst2" / "train.tsv").exists(),
                     reason="SST-2 not available (set COURSE_DATA_MIRROR)")
 def test_sst2_judge_reaches_80_percent_and_reads_shakespeare_sensibly():
     from course_lib.core import data
