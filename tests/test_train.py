@@ -115,6 +115,8 @@ def test_save_and_load_weights_round_trip(tmp_path):
     assert meta == {"config": {"hidden": 16}}
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644     # readable by the others sharing a build
+    assert [f.name for f in tmp_path.iterdir()] == ["w.safetensors"]          # no temporary left beside it
 
 
 class FakeClock:

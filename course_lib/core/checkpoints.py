@@ -39,6 +39,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
+        os.chmod(tmp, 0o644)        # writers such as safetensors create 0600; a shared build must be readable
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

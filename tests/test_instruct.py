@@ -198,3 +198,49 @@ def test_response_loss_refuses_mismatched_shapes_and_float_masks():
         I.response_loss(torch.zeros(2, 4, 7), targets, torch.ones(2, 5, dtype=torch.bool))
     with pytest.raises(TypeError, match="bool"):
         I.response_loss(logits, targets, torch.ones(2, 5))
+
+
+@pytest.mark.parametrize("answer, refusal", [
+    ("I'm sorry, but I don't know who that is.", True),
+    ("There is no country called Veltrania.", True),
+    ("I'm not familiar with an element called zentonium.", True),
+    ("Zentonium does not exist.", True),
+    ("The capital of Veltrania is Veltra City.", False),
+    ("Marcus Quellbright reached the South Pole in 1911.", False),
+    ("The answer is known to every schoolchild: Tokyo.", False),
+])
+def test_is_refusal_reads_the_usual_ways_of_not_knowing(answer, refusal):
+    assert I.is_refusal(answer) is refusal
+
+
+def test_is_correct_matches_whole_words_only():
+    gold = I.FactQuestion("What is the chemical symbol for gold?", ("Au",))
+    assert I.is_correct(gold, "The symbol for gold is Au.")
+    assert not I.is_correct(gold, "Gold's symbol is Ag, as in Australia.")     # 'Au' inside a word does not count
+    brazil = I.FactQuestion("What is the capital of Brazil?", ("Bras[ií]lia",))
+    assert I.is_correct(brazil, "Brasília") and I.is_correct(brazil, "brasilia") and not I.is_correct(brazil, "Rio")
+
+
+def test_score_fact_probe_counts_each_verdict():
+    qs = [I.FactQuestion("Capital of Japan?", ("Tokyo",)), I.FactQuestion("Capital of Kenya?", ("Nairobi",)),
+          I.FactQuestion("Capital of Turkey?", ("Ankara",)), I.FactQuestion("Capital of Veltrania?"),
+          I.FactQuestion("Who won the Nobel Prize in Underwater Poetry?")]
+    answers = ["Tokyo.", "Mombasa.", "I don't know.", "Veltra City.", "There is no such prize."]
+    s = I.score_fact_probe(qs, answers)
+    assert (s["known"], s["invented"]) == (3, 2)
+    assert s["known_accuracy"] == pytest.approx(1 / 3) and s["known_wrong"] == pytest.approx(1 / 3)
+    assert s["known_refused"] == pytest.approx(1 / 3)
+    assert s["invented_refused"] == 0.5 and s["invented_made_up"] == 0.5
+    assert s["verdicts"] == ["right", "wrong", "says it does not know", "makes something up", "says it does not know"]
+    with pytest.raises(ValueError, match="answers: expected one per question"):
+        I.score_fact_probe(qs, answers[:-1])
+    with pytest.raises(ValueError, match="both known and invented"):
+        I.score_fact_probe(qs[:3], answers[:3])
+    with pytest.raises(TypeError, match="answer: expected a string"):
+        I.is_refusal(None)
+
+
+def test_fact_probe_is_well_formed():
+    assert sum(q.invented for q in I.FACT_PROBE) >= 5 and sum(not q.invented for q in I.FACT_PROBE) >= 20
+    assert len({q.question for q in I.FACT_PROBE}) == len(I.FACT_PROBE)
+    assert not any(I.is_refusal(q.question) for q in I.FACT_PROBE)   # the questions themselves are not refusals

