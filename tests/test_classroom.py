@@ -85,8 +85,11 @@ class Course:
             nbformat.write(notebook, folder / student / nb.name)
         start = time.perf_counter()
         # the three side by side, one thread each: the smoke models barely use a second core
-        marks = classroom.grade(folder, [nb.name[:2]], self.build, profile="smoke", jobs=3)
+        result = classroom.grade(folder, [nb.name[:2]], self.build, profile="smoke", jobs=3)
         seconds = time.perf_counter() - start
+        not_graded = [o for o in result.outcomes if not o.graded]
+        assert not_graded == [], f"{nb.stem}: submissions not graded: {not_graded}"
+        marks = result.marks
         by_student: dict = {}
         for m in marks:
             by_student.setdefault(m.student, {})[m.grade_id] = (m.score, m.max_score)
@@ -197,8 +200,9 @@ def test_student_copy_runs_until_the_first_exercise_raises_not_implemented(nb_pa
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
 def test_graded_lesson_recorded_its_claims_at_smoke(nb_path, course):
-    course.graded(nb_path)  # the graders' kernels write claims into a private build folder, not build/results
-    results = json.loads((course.build / "nbgrader" / "kernel_build" / "results" / f"{nb_path.stem}.json").read_text())
+    course.graded(nb_path)  # each grader's kernel writes claims into a private build folder, not build/results
+    build = classroom.kernel_build_dir(course.build / "nbgrader", SOLUTION, nb_path.stem)
+    results = json.loads((build / "results" / f"{nb_path.stem}.json").read_text())
     assert results["profile"] == "smoke" and results["claims"], "the graded lesson recorded no claims"
     assert [c["name"] for c in results["claims"] if c["required"] and not c["passed"]] == []
 

