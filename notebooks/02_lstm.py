@@ -61,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.core import Trainer, count_parameters, load_shakespeare, plots, runtime, train_val_split
+from course_lib.core import Trainer, count_parameters, load_shakespeare, plots, train_val_split
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import CharLMRecipe, DelayRecipe
 from course_lib.recurrent import (CharLM, LSTMCell, RNNCell, RecurrentConfig, SequenceClassifier,
@@ -210,7 +210,7 @@ claims.check("lstm_remembers_where_rnn_is_at_chance", bool(separating), required
 # shut for the distractors; the forget gate should stay near 1, so the symbol rides the belt to the cue.
 
 # %%
-lstm_model = models["lstm", longest, seed + recipe.seeds[0]]
+lstm_model = models["lstm", longest, recipe.seeds[0]]
 probe = LSTMCell(16, recipe.lstm_hidden).to(device)
 with torch.no_grad():
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):

@@ -50,7 +50,7 @@ import json
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import Trainer, paths, plots, runtime
+from course_lib.core import Trainer, paths, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (AdditiveAttention, Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData,

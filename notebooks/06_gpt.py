@@ -81,7 +81,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from course_lib import gpt
 from course_lib.core import Trainer, data, plots, runtime
 from course_lib.gpt import GPT, GPTConfig, distinct_n, filter_logits, generate, repetition
-from course_lib.harness.bench import time_call
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import BabyGPTRecipe, GPTRecipe, LessonGPTRecipe, ScalingRecipe, checkpoint_path
 from course_lib.text import ByteBPE, CharTokenizer, lm_data

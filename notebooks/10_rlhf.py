@@ -62,7 +62,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from course_lib.core import Trainer, data, plots, runtime
+from course_lib.core import Trainer, data, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFConfig, RewardConfig,
                              SentimentJudge, best_of_n_kl, bradley_terry_loss, collect_preferences, dpo_loss,

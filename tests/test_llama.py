@@ -18,7 +18,7 @@ gguf = pytest.importorskip("gguf")
 from transformers.models.llama import modeling_llama as hf_llama  # noqa: E402
 
 from course_lib.gpt import gguf_model as G  # noqa: E402
-from course_lib.gpt.llama import (KVCache, Llama, LlamaConfig, RMSNorm, SwiGLU, apply_rope, rope_cos_sin,  # noqa: E402
+from course_lib.gpt.llama import (Llama, LlamaConfig, RMSNorm, SwiGLU, apply_rope, rope_cos_sin,  # noqa: E402
                               rope_interleaved)
 
 SMALL = LlamaConfig(vocab_size=97, dim=48, n_layer=2, n_head=6, n_kv_head=2, ffn_dim=80, block_size=64,

@@ -59,3 +59,14 @@ def test_a_lesson_named_twice_runs_once(two_lessons):
     assert [p.name for p in runner.discover("02 2 02")] == ["02_works.ipynb"]
     with pytest.raises(SystemExit, match="no notebook numbered 07"):
         runner.discover("01 07")
+
+
+def test_seed_reaches_every_notebook(two_lessons, monkeypatch):
+    """--seed N runs each lesson with its `seed` parameter set (make compare's reference: several seeded runs)."""
+    calls = []
+    monkeypatch.setattr(runner, "execute", lambda nb, profile, out, parameters=None: calls.append(parameters))
+    assert runner.main(["--profile", "smoke", "--no-html", "--seed", "2"]) == 0
+    assert calls == [{"seed": 2}, {"seed": 2}]
+    calls.clear()
+    runner.main(["--profile", "smoke", "--no-html"])
+    assert calls == [None, None]                               # without it: each notebook's own default

@@ -35,7 +35,7 @@ def to_markdown(results: list[dict], profile: str | None = None) -> str:
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     devices = sorted({r["device"] for r in results}) or ["-"]
     profiles = sorted({r["profile"] for r in results}) or [profile or "-"]
-    head = [f"# Evidence table", "",
+    head = ["# Evidence table", "",
             f"Generated {stamp} on {platform.node() or 'this machine'} ({platform.machine()}), "
             f"device {', '.join(devices)}, profile {', '.join(profiles)}.", "",
             "| lesson | claim | numbers | result | required at | notebook seconds |",

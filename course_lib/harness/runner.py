@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: $PROFILE, else lesson")
     parser.add_argument("--lessons", default=os.environ.get("LESSONS", ""), help='e.g. "01 02" (default: all)')
     parser.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+    parser.add_argument("--seed", type=int, help="the notebooks' `seed` parameter (default: each notebook's own, 0)")
     args = parser.parse_args(argv)
     if args.profile not in PROFILES:        # argparse checks `choices` only for values given on the command line
         parser.error(f"PROFILE={args.profile!r}: expected one of {', '.join(PROFILES)}")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         (html_dir / f"{nb.stem}.html").unlink(missing_ok=True)
         start = time.perf_counter()
         try:
-            execute(nb, args.profile, executed_dir)
+            execute(nb, args.profile, executed_dir, parameters=None if args.seed is None else {"seed": args.seed})
         except Exception as err:  # papermill raises PapermillExecutionError with the cell's details
             why = _describe_failure(err)
             failed.append((nb.name, why))

@@ -1,0 +1,133 @@
+"""`make compare`: a learner's results against reference runs; the reference built from result folders."""
+import json
+
+import pytest
+
+from course_lib.harness import compare
+
+
+def _result(lesson="01_x", profile="smoke", device="cpu", **claims):
+    """A results file as Claims writes it; each claim is (passed, required, required_at, metrics)."""
+    return {"notebook": lesson, "profile": profile, "device": device, "torch": "2.13.0", "seconds": 10.0,
+            "claims": [{"name": name, "passed": p, "required": r, "required_at": at, "metrics": m}
+                       for name, (p, r, at, m) in claims.items()]}
+
+
+def _reference(*values, **extra):
+    """A reference from len(values) runs of one lesson; values are 01_x's acc in each run."""
+    runs = [(f"seed {i}", [_result(acc_claim=(True, False, "lesson", {"acc": v, "seconds_taken": 3.0 + i,
+                                                                      "bucket": {"short": v / 2}}),
+                                   oracle=(True, True, "always", {"gap": 0.0}), **extra)])
+            for i, v in enumerate(values)]
+    return compare.build_reference(runs, "smoke")
+
+
+def _verdicts(rows):
+    return {(r["claim"], r["metric"]): r["verdict"] for r in rows}
+
+
+def test_a_number_outside_the_range_of_the_reference_runs_is_flagged():
+    ref = _reference(0.80, 0.84, 0.82)
+    inside = _verdicts(compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.83})), ], ref))
+    outside = _verdicts(compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.90,
+                                                                                     "bucket": {"short": 0.1}}))], ref))
+    assert inside["acc_claim", "acc"] == "ok"
+    assert outside["acc_claim", "acc"] == compare.OUTSIDE
+    assert outside["acc_claim", "bucket.short"] == compare.OUTSIDE        # nested metrics are compared too
+    rows = compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.90}))], ref)
+    assert "!! OUTSIDE" in compare.table(rows, flagged_only=True)
+    assert "0.8 .. 0.84 (3 runs)" in compare.table(rows)
+
+
+def test_one_reference_run_gives_no_range_and_no_flag():
+    ref = _reference(0.80)
+    v = _verdicts(compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.20}))], ref))
+    assert v["acc_claim", "acc"] == "one reference run: no range"
+
+
+def test_timings_are_shown_but_never_compared():
+    ref = _reference(0.80, 0.84)
+    v = _verdicts(compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.81, "seconds_taken": 999.0,
+                                                                              "device": "cuda (H100)"}))], ref))
+    assert v["acc_claim", "seconds_taken"] == v["acc_claim", "device"] == "machine-dependent: not compared"
+
+
+def test_a_claim_missing_from_your_results_is_listed():
+    ref = _reference(0.80, 0.84)
+    rows = compare.compare([_result(acc_claim=(True, False, "lesson", {"acc": 0.81}))], ref)   # no `oracle`
+    missing = [r for r in rows if r["verdict"].startswith(compare.MISSING)]
+    assert [(r["lesson"], r["claim"]) for r in missing] == [("01_x", "oracle")]
+    assert "1 MISSING" in compare.summary(rows, [_result()], ref)
+
+
+def test_a_failing_required_claim_is_shown_and_fails_the_command(tmp_path, capsys):
+    ref_path = compare.write_reference(_reference(0.80, 0.84), tmp_path / "claims_smoke.json")
+    results = tmp_path / "results"
+    results.mkdir()
+    mine = _result(acc_claim=(True, False, "lesson", {"acc": 0.81}), oracle=(False, True, "always", {"gap": 0.5}))
+    (results / "01_x.json").write_text(json.dumps(mine))
+    assert compare.main(["--results", str(results), "--reference", str(ref_path)]) == 1
+    out = capsys.readouterr().out
+    assert "oracle" in out and "!! FAIL (required)" in out and "1 required claim(s) FAILED" in out
+    # all claims pass and numbers are inside: exit 0 even with --strict
+    mine["claims"][1].update(passed=True, metrics={"gap": 0.0})
+    (results / "01_x.json").write_text(json.dumps(mine))
+    assert compare.main(["--results", str(results), "--reference", str(ref_path), "--strict"]) == 0
+
+
+def test_a_claim_that_passed_in_every_reference_run_but_fails_here_is_flagged():
+    ref = _reference(0.80, 0.84)
+    rows = compare.compare([_result(acc_claim=(False, False, "lesson", {"acc": 0.81}),
+                                    oracle=(True, True, "always", {"gap": 0.0}))], ref)
+    assert _verdicts(rows)["acc_claim", "(result)"] == compare.FLAGS[3]
+
+
+def test_reference_keeps_each_runs_values_and_a_lesson_missing_from_a_run():
+    runs = [("a", [_result(c=(True, True, "always", {"x": 1}))]),
+            ("b", [_result(c=(True, True, "always", {"x": 2})), _result("02_y", c=(True, True, "always", {"x": 5}))])]
+    ref = compare.build_reference(runs, "smoke")
+    assert ref["devices"]["cpu"]["01_x"]["claims"]["c"]["metrics"]["x"] == [1, 2]
+    assert ref["devices"]["cpu"]["02_y"]["runs"] == ["b"]                   # one run: never a range
+    assert ref["devices"]["cpu"]["02_y"]["claims"]["c"]["metrics"]["x"] == [5]
+
+
+def test_results_on_another_device_kind_use_the_reference_by_kind():
+    ref = compare.build_reference([("cpu run", [_result(c=(True, True, "always", {"x": 1.0}))]),
+                                   ("gpu run", [_result(device="cuda:0", c=(True, True, "always", {"x": 9.0}))])],
+                                  "smoke")
+    assert set(ref["devices"]) == {"cpu", "cuda"}
+    rows = compare.compare([_result(device="cuda", c=(True, True, "always", {"x": 9.0}))], ref)
+    assert _verdicts(rows)["c", "x"] == "one reference run: no range"
+    assert [r["reference"] for r in rows if r["metric"] == "x"] == ["9 (1 run)"]
+
+
+def test_readme_evidence_rows_become_one_reference_run(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# t\n\n## Evidence from the last run\n\nOn torch 2.13.0+cpu.\n\n"
+                      "| lesson | claim | numbers | result | required at |\n|---|---|---|---|---|\n"
+                      "| 01_x | acc_claim | acc=0.819, majority=0.480, by={'a': 1.5} | pass | lesson |\n"
+                      "| 01_x | loss | val_loss=1.692 nats/char (uniform 4.174), 1500 steps | pass | lesson |\n"
+                      "| 01_x | prose | at T=50: LSTM 1.000, RNN 0.168 | fail (not required) | never |\n\n"
+                      "| notebook | profile | seconds |\n|---|---|---|\n| 01_x | lesson | 84 (note) |\n\n## Next\n")
+    ref = compare.reference_from_readme(readme)
+    lesson = ref["devices"]["cpu"]["01_x"]
+    assert lesson["seconds"] == [84] and ref["runs"][0]["torch"] == ["2.13.0+cpu"]
+    assert lesson["claims"]["acc_claim"]["metrics"] == {"acc": [0.819], "majority": [0.48], "by.a": [1.5]}
+    assert lesson["claims"]["loss"]["metrics"] == {"val_loss": [1.692]}
+    assert lesson["claims"]["prose"]["metrics"] == {} and lesson["claims"]["prose"]["passed"] == [False]
+    rows = compare.compare([_result(profile="lesson", prose=(False, False, "never", {"lstm": 1.0}))], ref)
+    assert _verdicts(rows)["prose", "(numbers)"] == "reference numbers are prose: not compared"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "lesson"])
+def test_committed_references_cover_the_lessons(profile):
+    from course_lib.harness import runner
+
+    ref = json.loads(compare.reference_path(profile).read_text(encoding="utf-8"))
+    assert ref["profile"] == profile and ref["runs"]
+    lessons = set(ref["devices"]["cpu"])
+    every = {p.stem for p in runner.discover()}
+    assert lessons <= every
+    if profile == "smoke":
+        assert len(ref["runs"]) >= 2, "smoke ranges come from several seeded runs"
+        assert lessons == every
