@@ -40,7 +40,7 @@
 # **An analogy.** Imagine following a radio serial while allowed to keep a single index card of notes.
 # After each episode you rewrite the card from the old card plus what you just heard. The card is the
 # hidden state. It has a fixed size, so every rewrite blurs the oldest notes a little, and after enough
-# episodes the first one is gone. Keep that blur in mind: this notebook ends by measuring it.
+# episodes the first one is gone. Keep that blur in mind: section 5 measures it.
 
 # %% tags=["parameters"]
 import os
@@ -52,15 +52,15 @@ import math
 import random
 from collections import Counter
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 
-from course_lib.core import (Trainer, accuracy, count_parameters, load_names, load_shakespeare, plots, runtime,
-                             train_val_split)
+from course_lib.core import (Trainer, accuracy, count_parameters, load_names, load_shakespeare, plots, train_val_split)
 from course_lib.harness.lesson import Lesson
-from course_lib.recipes import CharLMRecipe, NamesRecipe
+from course_lib.recipes import CharLMRecipe, ExplodingRecipe, NamesRecipe
 from course_lib.recurrent import (CharLM, RNNCell, RecurrentConfig, SequenceClassifier, copy_cell_into_torch,
-                                  gradient_by_distance, unroll)
+                                  gradient_by_distance, set_recurrent_gain, sgd_run, unroll)
 from course_lib.text import (CharTokenizer, batches_by_step, evaluate_lm, lm_loss, pad_batch, uniform_loss,
                              window_batch)
 from course_lib.text.tokenizers import PAD
@@ -325,7 +325,106 @@ claims.check("rnn_gradient_decays_exponentially", rate < 0 and ratio_50 < 1e-2, 
              per_step_factor=math.exp(rate), ratio_at_50=ratio_50, halving_steps=math.log(0.5) / rate)
 
 # %% [markdown]
-# ## 6. What still breaks
+# ## 6. The other way to fail: exploding gradients, and clipping
+#
+# **What.** Section 5's product of per-step factors can also go the other way. If $W_{hh}$ *stretches* vectors
+# by more than $\tanh$'s slope squeezes them, every step back multiplies the gradient by more than one, and
+# it grows geometrically with distance instead of fading. Most batches may still give ordinary gradients;
+# then one sequence lands the network on a steep wall of the loss surface and its gradient comes out
+# thousands or millions of times larger than usual. That is an **exploding gradient**.
+#
+# **Why it hurts.** Gradient descent moves each weight by the learning rate times its gradient. A gradient a
+# million times too big is a step a million times too long: the weights land somewhere absurd, the $\tanh$
+# units saturate at ±1, the model predicts confidently and wrongly, and the loss can end up *worse than a
+# model that knows nothing* (ln 65 ≈ 4.17 nats), or become NaN. One bad batch can undo all the training before it.
+#
+# **How: clip the norm.** Before each update, measure the length $\lVert g \rVert$ of the whole gradient
+# (every parameter's gradient laid end to end as one long vector). If it is longer than a threshold $c$,
+# rescale it to length $c$: $g \leftarrow g \cdot c / \lVert g \rVert$. The direction is untouched; only the
+# length of the step is capped. That is all (Pascanu, Mikolov and Bengio, 2013).
+#
+# **When.** Since the early 2010s nearly every recurrent network has been trained with clipping, and the habit
+# stayed: GPT-style pretraining runs clip at 1.0, and so does every training run in this course (the
+# `Trainer`'s `TrainConfig.grad_clip = 1.0`). It costs one norm per step and only acts when something goes wrong.
+#
+# **An analogy.** You walk down a hill in fog and choose the length of each stride by how steep the ground
+# feels under your feet. On gentle slopes that works. At the edge of a ravine the ground feels almost vertical,
+# and a stride proportional to that steepness sends you flying over the valley. Clipping is a rule: whatever
+# the slope, no stride longer than one metre. You still walk downhill; you just never jump.
+#
+# **The experiment.** A char-RNN like section 3's, except that its recurrent matrix is set to `gain` times a
+# random orthogonal matrix, so every direction is stretched by exactly `gain` at each step. We train two copies
+# from the same start, on the same batches, for the same number of steps, with *plain* SGD (a step is exactly
+# learning rate × gradient; the Adam optimiser used elsewhere rescales its steps and would hide much of the
+# damage), one without clipping and one clipped. We record the gradient norm at every step, before clipping.
+
+# %%
+boom = ExplodingRecipe.preset(profile)
+print(boom)
+
+
+def stretched_rnn():
+    """Section 3's char-RNN, smaller, with W_hh = gain x (a random orthogonal matrix): the same start each call."""
+    torch.manual_seed(seed)
+    model = CharLM(RecurrentConfig(vocab_size=len(tok), embed=boom.embed, hidden=boom.hidden, cell="rnn")).to(device)
+    set_recurrent_gain(model.rnn.net.weight_hh_l0, boom.gain, torch.Generator().manual_seed(seed))
+    return model
+
+
+clipped_label = f"clipped at {boom.clip:g}"
+boom_runs, boom_val = {}, {}
+for label, clip in (("no clipping", None), (clipped_label, boom.clip)):
+    model = stretched_rnn()
+    boom_runs[label] = sgd_run(model, lm_loss, batches_by_step(train_ids, boom.block, boom.batch, seed),
+                               boom.steps, boom.lr, clip=clip, device=device)
+    boom_val[label] = evaluate_lm(model, val_ids, boom.block, batch=32, batches=10)
+    norms = torch.tensor(boom_runs[label].grad_norms)
+    print(f"{label:14s} gradient norm: median {norms.nanmedian():.3g}, largest {norms.nan_to_num(float('inf')).max():.3g}; "
+          f"validation loss after {boom.steps} steps: {boom_val[label]:.3f} nats/char")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for i, (label, run) in enumerate(boom_runs.items()):
+    axes[0].plot(run.grad_norms, color=f"C{i}", lw=1, label=label)
+    axes[1].plot(run.losses, color=f"C{i}", lw=1, label=label)
+axes[0].axhline(boom.clip, color="gray", ls=":", lw=1, label=f"clip threshold {boom.clip:g}")
+axes[0].set(yscale="log", xlabel="SGD step", ylabel="‖gradient‖ before clipping (log scale)",
+            title=f"gradient norm per step, W_hh gain {boom.gain:g}")
+axes[1].axhline(uniform_loss(len(tok)), color="gray", ls=":", lw=1, label="uniform guess (ln 65)")
+axes[1].set(xlabel="SGD step", ylabel="training loss (nats/char)", title="loss per step")
+for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %%
+unclipped, clipped = boom_val["no clipping"], boom_val[clipped_label]
+acted = sum(n > boom.clip for n in boom_runs[clipped_label].grad_norms)
+print(f"the clip shortened {acted} of the clipped run's {boom.steps} steps")
+print(f"validation loss: unclipped {unclipped:.3f}, clipped {clipped:.3f} "
+      f"(uniform guess {uniform_loss(len(tok)):.3f}, section 3's Adam-trained char-RNN {final_val:.3f})")
+claims.check("clipping_tames_exploding_gradients",
+             math.isfinite(clipped) and (not math.isfinite(unclipped) or clipped < unclipped), required_at="always",
+             clipped_val=clipped, unclipped_val=unclipped, gain=boom.gain, lr=boom.lr, clip=boom.clip,
+             sgd_steps=boom.steps, largest_grad_norm=max(boom_runs["no clipping"].grad_norms))
+
+# %% [markdown]
+# Read the left panel first. Both runs start from the same weights on the same batches, so their first
+# gradients are equal, and already well above the threshold: a stretched $W_{hh}$ makes them so. The unclipped
+# run takes its steps at full length, and within a few steps it meets a spike orders of magnitude above its
+# usual gradient. Taken at full length, that one step throws the weights far away, and the loss panel shows
+# the result: the loss leaps up, past the uniform guess on the course's runs, and at this learning rate the
+# ordinary steps that follow are too long to find the way back. The clipped run's gradients are above the
+# threshold on many steps too (the plot shows the norm *before* clipping), but each costs it only a step of
+# bounded length, and its loss falls below the uniform guess. (With a threshold this low the clip acts on most
+# steps, so it also keeps ordinary steps short; what it saves the run from is the one step that is not.)
+#
+# Clipping treats the symptom, not the cause: the long-range signal is still either vanishing or exploding.
+# Keeping it steady needs a different cell, which is where lesson 02 comes in.
+
+# %% [markdown]
+# ## 7. What still breaks
 #
 # The straight line on a log scale is the index card blurring: after a few dozen steps, the gradient that
 # should teach the model about early input is a tiny fraction of the one about recent input. A

@@ -48,14 +48,16 @@ seed = 0
 # %%
 import random
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib.core import Trainer, bleu, corpus_bleu, plots, runtime
+from course_lib.core import Trainer, bleu, corpus_bleu, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData, greedy, mean_loss,
-                                    normalize, reversal_accuracy, reversal_batches_by_step, seq2seq_loss)
+                                    normalize, reversal_accuracy, reversal_accuracy_by_position,
+                                    reversal_batches_by_step, seq2seq_loss)
 
 lesson = Lesson("03_seq2seq", profile, seed)
 device, claims = lesson.device, lesson.claims
@@ -320,7 +322,83 @@ claims.check("reversal_collapses_with_length", rev_acc[short] >= 0.9 and rev_acc
 # Short sequences are reversed perfectly; past some length the exact-match rate falls off a cliff, although
 # the task is the same and the model is trained on those lengths too. The vector has a fixed size; the
 # sequence does not.
+
+# %% [markdown]
+# ## The proof, part 3: what the fixed vector forgets
 #
+# Exact match is all or nothing: one wrong symbol and the whole sequence counts as a failure. To see *where*
+# the failures come from, score every output position on its own: how often is the $i$-th symbol written right?
+#
+# Reversal gives the positions a clear meaning. The first symbol written is the **last** one read, still fresh
+# in the encoder's final state. The last symbol written is the **first** one read: it had to survive the whole
+# encoder pass inside the vector, and then the whole decoder pass as the vector is rewritten word by word. If
+# the vector is a bottleneck, the first words read should be the first to go. (The seq2seq papers of 2014 met
+# the same effect from the other side: Sutskever and colleagues fed the source sentence in *reversed*, so
+# that the first words to translate were the last ones read, and BLEU jumped.)
+#
+# Two ways to read it. **Greedy**: the decoder is fed its own previous output, as when it translates for real,
+# so one mistake can cause the next. **Teacher forced**: each step is fed the *true* previous symbol, so what
+# remains is what the vector still knows at that position. *Analogy*: reciting a phone number backwards after
+# hearing it once; the digits you heard last come out right, the first ones you heard have faded, and one
+# slip can also throw off the digits after it.
+
+# %%
+by_position = {L: reversal_accuracy_by_position(rev_model, rev_cfg, L, device) for L in rev_cfg.eval_lengths}
+forced = {L: reversal_accuracy_by_position(rev_model, rev_cfg, L, device, teacher_forced=True)
+          for L in rev_cfg.eval_lengths}
+chance = 1 / rev_cfg.n_symbols
+
+
+def reach(accs, level=0.5):
+    """How many outputs, counted from the first, are right more often than `level` before the first that is not."""
+    return next((i for i, a in enumerate(accs) if a < level), len(accs))
+
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+for ax, (title, table) in zip(axes, (("greedy (fed its own previous output)", by_position),
+                                     ("teacher forced (fed the true previous symbol)", forced))):
+    for i, (L, accs) in enumerate(table.items()):
+        ax.plot(range(1, L + 1), accs, "o-", ms=3, lw=1.2, color=f"C{i}", label=f"length {L}")
+    ax.axhline(chance, color="gray", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set(xlabel="output position (1 = the last symbol read)", title=title)
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("token accuracy")
+axes[1].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+gap = np.mean([f - g for L in rev_cfg.eval_lengths for f, g in zip(forced[L], by_position[L])])
+print(f"teacher forced minus greedy, averaged over every position of every length: {gap:+.3f}")
+print(f"{'length':>6} {'exact':>6} {'first quarter':>14} {'last quarter':>13} {'reach (greedy / forced)':>24}")
+for L in rev_cfg.eval_lengths:
+    q = max(1, L // 4)
+    print(f"{L:6d} {rev_acc[L]:6.2f} {np.mean(by_position[L][:q]):14.2f} {np.mean(by_position[L][-q:]):13.2f} "
+          f"{reach(by_position[L]):>13d} / {reach(forced[L])}")
+
+# %%
+L = rev_cfg.eval_lengths[-1]
+q = max(1, L // 4)
+first_quarter, last_quarter = float(np.mean(by_position[L][:q])), float(np.mean(by_position[L][-q:]))
+claims.check("fixed_vector_forgets_the_first_words_read", first_quarter >= last_quarter + 0.2, required_at="never",
+             length=L, first_quarter=first_quarter, last_quarter=last_quarter,
+             forced_first_quarter=float(np.mean(forced[L][:q])), forced_last_quarter=float(np.mean(forced[L][-q:])),
+             chance=chance, reach_by_length={k: reach(v) for k, v in by_position.items()})
+
+# %% [markdown]
+# Read the plot from left to right: every curve starts high, at the symbols read last, and falls as the outputs
+# reach further back into the input; the greedy curves of long sequences end near chance. The *reach* column counts how many outputs, from the first, are right more than
+# half the time. If it stays about the same as the sequences grow, the vector holds roughly that many symbols
+# and the rest of a longer sequence simply does not fit; that is exactly why exact match collapses once the
+# length passes it. Compare the two panels too: where the teacher-forced curves sit above the greedy ones, that
+# gap is mistakes feeding mistakes; whatever decline with position remains on the right is the vector's memory
+# alone, since there every step gets the true previous symbol.
+#
+# Look at the right end of the teacher-forced curves as well: at the very first symbols read, accuracy often
+# turns up again. Beginnings survive better than middles, much as people recalling a list remember its last
+# items best and its first items next best (psychologists call these the recency and primacy effects). A
+# plausible reason here: the first symbol was written into a fresh state, before anything else competed for room.
+
+# %% [markdown]
 # ## What still breaks
 #
 # * **The bottleneck.** Everything the decoder knows about the source passes through one vector, so long

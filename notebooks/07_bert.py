@@ -19,8 +19,8 @@
 # | RNN | LSTM | Seq2Seq | Attention | Transformer | GPT / **BERT ← you are here** | RLHF |
 #
 # In lesson 06 we kept only the *decoder* half of the Transformer and trained it to guess the next token:
-# GPT. In the same autumn of 2018, a team at Google kept the other half, the *encoder*, and trained it on a
-# different game. The result, BERT, topped almost every language-*understanding* benchmark of its day.
+# GPT (OpenAI, June 2018). Four months later, in October 2018, a team at Google kept the other half, the
+# *encoder*, and trained it on a different game. The result, BERT, topped almost every language-*understanding* benchmark of its day.
 #
 # **What.** BERT (Bidirectional Encoder Representations from Transformers) is a stack of Transformer encoder
 # layers. Nothing stops a token from looking to its right, so every word's vector is built from the whole
@@ -63,11 +63,12 @@ import transformers
 from IPython.display import Markdown, display
 from tokenizers import BertWordPieceTokenizer
 
-from course_lib.bert import (BERT, BertConfig, EncoderLayer, IGNORE, accuracy_on, add_lora,
-                             classification_batches_by_step, classify_loss, clean_wikitext, evaluate_mlm,
-                             fill_mask, fit_probe, load_minilm, mask_tokens, merge_lora, minilm_dir, mlm_batch,
-                             mlm_batches_by_step, mlm_loss, ordinary_ids, sentence_embeddings, token_stream)
-from course_lib.core import Trainer, count_parameters, data, plots, runtime
+from course_lib.bert import (ANALOGY_PAIRS, BERT, BertConfig, EncoderLayer, IGNORE, accuracy_on, add_lora,
+                             analogy_accuracy, analogy_questions, classification_batches_by_step, classify_loss,
+                             clean_wikitext, evaluate_mlm, fill_mask, fit_probe, load_minilm, mask_tokens,
+                             merge_lora, minilm_dir, mlm_batch, mlm_batches_by_step, mlm_loss, nearest_tokens,
+                             ordinary_ids, sentence_embeddings, solve_analogies, token_stream, whole_word_mask)
+from course_lib.core import Trainer, count_parameters, data, plots
 from course_lib.gpt import GPT, GPTConfig, generate
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import BertRecipe
@@ -528,6 +529,113 @@ plots.heatmap(emb @ emb.T, pairs_to_compare, pairs_to_compare, title="cosine sim
               cmap="magma");
 
 # %% [markdown]
+# ### Word embeddings carry meaning
+#
+# Before any attention layer runs, BERT looks each token up in its **embedding table**: one learned vector per
+# entry of the vocabulary, 384 numbers per token for MiniLM. Nobody told the model what any word means. It only
+# ever had to predict and compare text, and the cheapest way to do that was to give words that are used alike
+# vectors that point alike.
+#
+# * **What.** Two tests of that. *Nearest neighbours*: the tokens whose vectors are closest (by cosine) to a
+#   word's vector. *Analogies*: "man is to woman as king is to ?" answered by arithmetic: take
+#   $\vec{woman} - \vec{man} + \vec{king}$ and return the closest token, never one of the three given words.
+# * **Why it matters.** If a relation such as male → female or country → capital is (roughly) one fixed
+#   direction in the space, the vectors hold meaning in a form the layers above can use with a single matrix
+#   product.
+# * **When.** Word2vec (Mikolov and colleagues, 2013) and GloVe (2014) made this famous with vectors trained for
+#   nothing else, and for five years "use pretrained word vectors" was how NLP reused unlabeled text: only a
+#   model's *first layer* arrived pretrained; everything above it started from random. The next subsection is
+#   about what changed that.
+# * **An analogy.** A map drawn by someone who never visited the places, only read which ones are mentioned
+#   together. Cities of one country end up side by side, and if the map is good, walking "from a country to its
+#   capital" is the same stride in the same direction wherever you start.
+#
+# The analogy set is the course's own, in `course_lib.bert.word_vectors`: ten word pairs for each of five
+# relations, every word a single token of the vocabulary, and one question for every two pairs of a relation.
+# We score MiniLM's real embedding table against two baselines: the same test on **random vectors** (one per
+# token, same shape), and answering with the word **nearest to the third word alone**, which shows how much
+# the difference vector $\vec{b} - \vec{a}$ adds.
+
+# %%
+token_vectors = minilm.embeddings.tokens.weight.detach().cpu()
+minilm_ids = {t: i for i, t in enumerate(minilm_tok.itos)}
+answerable = whole_word_mask(minilm_tok.itos)            # no "##" continuations, no [unused] entries
+for word in ["king", "paris", "film", "happy", "walked", "three"]:
+    near = nearest_tokens(token_vectors, minilm_ids[word], k=6, allowed=answerable)
+    print(f"{word:>8} -> " + ", ".join(f"{minilm_tok.itos[i]} ({sim:.2f})" for i, sim in near))
+
+# %%
+questions = analogy_questions(ANALOGY_PAIRS)
+question_ids = torch.tensor([[minilm_ids[w] for w in q[1:4]] for q in questions])
+answer_ids = torch.tensor([minilm_ids[q[4]] for q in questions])
+relations = [q[0] for q in questions]
+random_vectors = torch.randn(token_vectors.shape, generator=torch.Generator().manual_seed(seed))
+analogy_scores = {
+    "MiniLM embeddings": analogy_accuracy(token_vectors, question_ids, answer_ids, relations, answerable),
+    "nearest to c alone": analogy_accuracy(token_vectors, question_ids, answer_ids, relations, answerable,
+                                           offset=False),
+    "random vectors": analogy_accuracy(random_vectors, question_ids, answer_ids, relations, answerable),
+}
+answers = solve_analogies(token_vectors, question_ids, answerable)
+right = (answers == answer_ids).tolist()
+for rel in ANALOGY_PAIRS:                                 # one right and (if any) one wrong answer per relation
+    shown = [next((i for i, q in enumerate(questions) if q[0] == rel and right[i] == ok), None) for ok in (True, False)]
+    for i in (i for i in shown if i is not None):
+        _, a, b, c, d = questions[i]
+        print(f"{rel:>26}: {a} : {b} = {c} : {minilm_tok.itos[answers[i]]:<10} "
+              f"{'right' if right[i] else f'wrong, expected {d}'}")
+
+fig, ax = plt.subplots(figsize=(10, 3.6))
+groups = list(ANALOGY_PAIRS) + ["all"]
+width = 0.8 / len(analogy_scores)
+for k, (name, scores) in enumerate(analogy_scores.items()):
+    ax.bar(np.arange(len(groups)) + (k - 1) * width, [scores[g] for g in groups], width, label=name)
+ax.set_xticks(np.arange(len(groups)), [g.replace(" -> ", " →\n") for g in groups], fontsize=8)
+ax.set(ylabel="analogies answered exactly", ylim=(0, 1),
+       title=f"{len(questions)} analogies, answers searched among {int(answerable.sum()):,} whole-word tokens")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3, axis="y")
+plt.tight_layout()
+plt.show()
+
+claims.check("word_vectors_solve_analogies",
+             analogy_scores["MiniLM embeddings"]["all"] >= analogy_scores["random vectors"]["all"] + 0.4,
+             required_at="always", questions=len(questions), minilm=analogy_scores["MiniLM embeddings"]["all"],
+             random_vectors=analogy_scores["random vectors"]["all"],
+             nearest_to_c=analogy_scores["nearest to c alone"]["all"],
+             by_relation={k: v for k, v in analogy_scores["MiniLM embeddings"].items() if k != "all"})
+
+# %% [markdown]
+# Random vectors answer essentially nothing: with tens of thousands of candidates, luck does not find the one
+# right word. The real table answers most analogies. The middle bars are the honest check on that claim: some
+# relations are nearly solved by proximity alone (a plural sits right next to its singular, so "nearest to c"
+# already finds it), while for others, capitals and gender among them, the nearest word to "japan" is another
+# country and the answer only appears once the difference vector is added. That difference vector *is* the
+# relation.
+#
+# A picture of it: each panel below takes the twenty words of one relation and projects their (unit-length)
+# vectors onto the two directions along which those words vary most (principal component analysis, done with
+# an SVD). Each arrow goes from the first word of a pair to the second. Parallel arrows mean one shared direction.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+for ax, rel in zip(axes, ["male -> female", "country -> capital"]):
+    words = [w for pair in ANALOGY_PAIRS[rel] for w in pair]
+    X = F.normalize(token_vectors[[minilm_ids[w] for w in words]], dim=-1)
+    X = X - X.mean(dim=0)
+    _, _, Vh = torch.linalg.svd(X, full_matrices=False)
+    xy = X @ Vh[:2].T                                     # the two principal directions
+    ax.scatter(xy[:, 0], xy[:, 1], s=10, color="C0")
+    for i, w in enumerate(words):
+        ax.annotate(w, xy[i].tolist(), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    for i in range(0, len(words), 2):
+        ax.annotate("", xy[i + 1].tolist(), xy[i].tolist(), arrowprops=dict(arrowstyle="->", color="C1", lw=1))
+    ax.set(title=f"{rel}: MiniLM token embeddings, 2-D projection", xlabel="component 1", ylabel="component 2")
+    ax.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ### Transfer, with a model that has read enough
 #
 # Section 6's experiment again, on MiniLM's architecture: the **pretrained** MiniLM against **the same network
@@ -582,6 +690,60 @@ display(Markdown("Now pretraining pays. This run: " + "; ".join(
 # bought by the pretraining, and our two CPU minutes bought almost none. (Compare within a pair, not across:
 # our small BERT's pair gets 100 and 200 steps at a higher learning rate, MiniLM's only 30 and 60, because each
 # MiniLM step costs several times more. That is why our small BERT from scratch beats MiniLM from scratch.)
+
+# %% [markdown]
+# ### Transfer learning as its own stage: ULMFiT, early 2018
+#
+# Until 2018, reusing unlabeled text meant the word vectors above: the first layer came pretrained, and every
+# layer above it was trained from scratch on each task's labels. In January 2018 Jeremy Howard and Sebastian
+# Ruder's **ULMFiT** (*Universal Language Model Fine-tuning*) made the whole network the thing you pretrain,
+# in three stages:
+#
+# 1. **pretrain** a language model (a 3-layer LSTM) on general text, Wikipedia articles, once;
+# 2. **fine-tune that language model** on unlabeled text from the target domain (movie reviews, say), so it
+#    learns the domain's vocabulary and style;
+# 3. **fine-tune a classifier** on top with the few labels available, carefully: a different learning rate for
+#    each layer, and the layers unfrozen one at a time from the top, so the first gradients of a random head do
+#    not wreck what pretraining built.
+#
+# Its headline result: with only **100 labelled examples** ULMFiT *matched* a model trained from scratch on
+# **100 times more** labelled data. That best case (IMDb reviews) used stage 2 on the task's own unlabeled
+# reviews; with general pretraining and the 100 labels alone, the factor was 10 to 20 (IMDb, AG news).
+# Retellings in which 100 examples *beat* 10,000 overstate it: the paper says "matches". GPT-1 in June 2018 and
+# BERT in October kept the recipe, pretrain once and fine-tune for every task, and swapped the LSTM for a
+# Transformer. Stage 2 is the *domain fine-tuning* step that is still common today: adapting a general model
+# to medical notes or legal text on unlabeled text from that domain before any labels are used.
+#
+# *Analogy*: a student who learned to read in primary school (stage 1), then spent a summer reading law books
+# (stage 2), needs only a few graded case studies (stage 3) to start writing briefs; a student who has to learn
+# to read *from* the case studies needs a whole library of them.
+#
+# Our measurement, in ULMFiT's terms: the pretrained MiniLM with the fewest labels against the same network
+# from scratch with the most labels of the run.
+
+# %%
+few, many = recipe.transfer_budgets[0], recipe.transfer_budgets[-1]
+pretrained_few, scratch_many = minilm_transfer["pretrained"][0], minilm_transfer["from scratch"][-1]
+display(Markdown(
+    f"| | labelled examples | SST-2 dev accuracy |\n|---|---|---|\n"
+    f"| MiniLM, pretrained | {few:,} | **{pretrained_few:.1%}** |\n"
+    f"| the same network from scratch | {many:,} ({many // few}× more) | {scratch_many:.1%} |\n"
+    f"| our small BERT, pretrained (section 6) | {recipe.label_budgets[0]:,} | {transfer['pretrained'][0]:.1%} |\n"
+    f"| our small BERT from scratch (section 6) | {recipe.label_budgets[-1]:,} | "
+    f"{transfer['from scratch'][-1]:.1%} |\n\n"
+    f"In this run, {few:,} labels on top of real pretraining scored {pretrained_few:.1%} against "
+    f"{scratch_many:.1%} for {many // few}× more labels without it ({100 * (pretrained_few - scratch_many):+.1f} "
+    f"points). ULMFiT's pretrained model *matched* its from-scratch baseline at a factor of 100×."))
+claims.check("few_labels_pretrained_beat_many_labels_scratch", pretrained_few > scratch_many, required_at="never",
+             pretrained_labels=few, pretrained_acc=pretrained_few, scratch_labels=many, scratch_acc=scratch_many,
+             label_ratio=many // few)
+
+# %% [markdown]
+# Two cautions when reading that table. Our from-scratch runs get as few steps as the pretrained ones, far from
+# training to convergence, while ULMFiT's baselines were fully trained, so our comparison is much cheaper than
+# the paper's and flatters pretraining. And our small BERT's rows show the other half of the story: a pretraining
+# run too short to learn much transfers little, however the later stages are done. (As above, compare rows within
+# a model: our small BERT's runs get more fine-tuning steps than MiniLM's.)
 
 # %% [markdown]
 # ### Fine-tuning MiniLM on SST-2

@@ -69,7 +69,6 @@ seed = 0
 # %%
 import math
 import string
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -79,7 +78,7 @@ from IPython.display import Markdown, display
 
 from course_lib import emergence as em
 from course_lib import gpt
-from course_lib.core import Trainer, count_parameters, data, plots, runtime
+from course_lib.core import Trainer, count_parameters, data, plots
 from course_lib.emergence import AttnOnlyTransformer
 from course_lib.gpt import GPT, generate
 from course_lib.harness.lesson import Lesson

@@ -7,3 +7,5 @@ from .mlm import (IGNORE, mask_tokens, ordinary_ids, clean_wikitext, token_strea
                   mlm_batches_by_step, mlm_loss, evaluate_mlm, fill_mask, length_bucketed_batches,
                   classification_batches_by_step, classify_loss, predict, accuracy_on, fit_probe)
 from .model import (BertConfig, Embeddings, EncoderLayer, BERT, hf_to_ours, mean_pool)
+from .word_vectors import (ANALOGY_PAIRS, analogy_questions, whole_word_mask, nearest_tokens, solve_analogies,
+                           analogy_accuracy)

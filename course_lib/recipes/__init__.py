@@ -4,5 +4,6 @@ Models never import these; lessons and training loops do.
 from .bert import (BertRecipe)
 from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe)
 from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
-from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe)
+from .instruct import (SFTRecipe, ChatRecipe)
+from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe, ExplodingRecipe)
 from .translation import (Seq2SeqRecipe, ReversalRecipe, TransformerRecipe)

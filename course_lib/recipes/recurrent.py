@@ -64,3 +64,28 @@ class DelayRecipe(Presets):
     def train_config(self) -> TrainConfig:
         """A constant learning rate: every delay and seed gets the same optimiser."""
         return TrainConfig(steps=self.steps, lr=self.lr, schedule="constant")
+
+
+@dataclass
+class ExplodingRecipe(Presets):
+    """Lesson 01's exploding-gradient experiment: a char-RNN whose recurrent matrix is `gain` x orthogonal,
+    trained by plain SGD with and without clipping the gradient norm at `clip`, for the same `steps`.
+
+    With gain 2 every direction of W_hh is stretched two-fold per step, and `lr` is large enough that one
+    unclipped spike throws the weights far away. (Adam would hide much of the effect: its steps are about
+    `lr` long whatever the gradient's size, which is one reason it is the default; the Trainer clips anyway.)
+    """
+    hidden: int = 128
+    embed: int = 16
+    gain: float = 2.0
+    lr: float = 4.0
+    clip: float = 1.0
+    steps: int = 300
+    block: int = 50
+    batch: int = 32
+
+    PRESETS = {
+        "smoke": dict(steps=60),
+        "lesson": dict(),
+        "gpu": dict(steps=1000),
+    }

@@ -68,6 +68,7 @@ class TransformerRecipe(Presets):
     warmup: int = 100
     evals: int = 4                  # validation-loss points per training run
     beam_sentences: int = 300       # test sentences also translated with beam search
+    head_sentences: int = 200       # test sentences whose attention is measured, head by head (forward passes only)
 
     PRESETS = {
         "smoke": dict(steps=20, throughput_steps=3, lr=2e-3, warmup=4, evals=1, beam_sentences=8),

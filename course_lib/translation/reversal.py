@@ -44,15 +44,55 @@ def reversal_batches_by_step(task: ReversalTask, seed: int = 0):
     return get_batch
 
 
+def accuracy_by_position(outputs: list[list[int]], targets: list[list[int]]) -> list[float]:
+    """Token accuracy at each output position: the fraction of sequences whose i-th output equals the i-th
+    target symbol (an output too short to reach position i counts as wrong there). All targets share a length."""
+    if not targets or len(outputs) != len(targets):
+        raise ValueError(f"need one output per target and at least one target, got {len(outputs)} and {len(targets)}")
+    length = len(targets[0])
+    if any(len(t) != length for t in targets):
+        raise ValueError("every target must have the same length")
+    hits = [0] * length
+    for out, tgt in zip(outputs, targets):
+        for i, (o, t) in enumerate(zip(out, tgt)):
+            hits[i] += o == t
+    return [h / len(targets) for h in hits]
+
+
 @torch.no_grad()
-def reversal_accuracy(model: nn.Module, task: ReversalTask, length: int, device: torch.device | str,
-                      seed: int = 12345) -> float:
-    """Exact match: the fraction of fresh sequences reversed without a single wrong (or missing) symbol."""
+def reversal_outputs(model: nn.Module, task: ReversalTask, length: int, device: torch.device | str,
+                     seed: int = 12345, teacher_forced: bool = False) -> tuple[list[list[int]], list[list[int]]]:
+    """The model's outputs for `task.eval_examples` fresh sequences of `length` symbols, and their targets.
+
+    Greedy decoding by default (each step is fed the model's own previous output, as when translating).
+    `teacher_forced`: each step is fed the *true* previous symbol and we read its most likely next one, so
+    a mistake at one position cannot cause the next: what is left is what the model knows at each position.
+    """
     was_training = model.training
     model.eval()
     v = task.vocab()
     batch = reversal_batch(task, task.eval_examples, length, torch.Generator().manual_seed(seed + length))
-    out = greedy(model, batch["src"].to(device), batch["src_mask"].to(device), v.bos_id, v.eos_id, length + 1)
+    src, src_mask = batch["src"].to(device), batch["src_mask"].to(device)
+    if teacher_forced:
+        logits = model(src, src_mask, batch["tgt_in"].to(device))
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        out = logits[:, :length].argmax(-1).tolist()
+    else:
+        out = greedy(model, src, src_mask, v.bos_id, v.eos_id, length + 1)
     model.train(was_training)
-    targets = [row[:length] for row in batch["tgt_out"].tolist()]
+    return out, [row[:length] for row in batch["tgt_out"].tolist()]
+
+
+def reversal_accuracy(model: nn.Module, task: ReversalTask, length: int, device: torch.device | str,
+                      seed: int = 12345) -> float:
+    """Exact match: the fraction of fresh sequences reversed without a single wrong (or missing) symbol."""
+    out, targets = reversal_outputs(model, task, length, device, seed)
     return sum(o == t for o, t in zip(out, targets)) / len(targets)
+
+
+def reversal_accuracy_by_position(model: nn.Module, task: ReversalTask, length: int, device: torch.device | str,
+                                  seed: int = 12345, teacher_forced: bool = False) -> list[float]:
+    """Token accuracy at each output position 1..length on the same sequences `reversal_accuracy` scores
+    (greedy, or `teacher_forced`: see `reversal_outputs`). Output position i is input position length + 1 - i:
+    the first output is the last symbol read."""
+    return accuracy_by_position(*reversal_outputs(model, task, length, device, seed, teacher_forced))
