@@ -61,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.core import Trainer, count_parameters, load_shakespeare, plots, train_val_split
+from course_lib.core import Trainer, count_parameters, interactive, load_shakespeare, plots, train_val_split
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import CharLMRecipe, DelayRecipe
 from course_lib.recurrent import (CharLM, LSTMCell, RNNCell, RecurrentConfig, SequenceClassifier,
@@ -219,15 +219,33 @@ x_one, _ = delayed_recall(1, min(longest, 30), generator=torch.Generator().manua
 emb = lstm_model.embed(x_one.to(device))
 state = probe.initial_state(1, device)
 gate_trace = {"input": [], "forget": [], "output": []}
+unit_trace = {"input": [], "forget": [], "output": [], "memory": []}    # every unit, for the figure below
 with torch.no_grad():
     for t in range(x_one.shape[1]):
         gates = probe.gates(emb[:, t], state)
         for k in gate_trace:
             gate_trace[k].append(gates[k][0].mean().item())
+            unit_trace[k].append(gates[k][0].cpu())
         state = probe(emb[:, t], state)
+        unit_trace["memory"].append(torch.tanh(state[1][0]).cpu())
 steps = list(range(x_one.shape[1]))
 plots.lines({f"{k} gate (mean over units)": (steps, v) for k, v in gate_trace.items()},
             xlabel="step (0 = the symbol, last = the cue)", ylabel="gate value", title="LSTM gates on one sequence");
+
+# %% [markdown]
+# The mean hides the individual units. Below, each row is one unit and each column one step of the same
+# sequence; the slider switches between the three gates and the memory itself ($\tanh c_t$, which can be
+# negative, hence a colour scale from −1 to 1; the gates live in its upper half). Rows are sorted by how wide
+# each unit's input gate opens for the symbol. Look for the units that write the symbol at step 0 and then
+# hold it: their memory row keeps its colour across the distractors while their forget gate stays open.
+
+# %%
+order = torch.stack(unit_trace["input"])[0].argsort(descending=True)          # widest input gate at step 0 first
+step_labels = [f"symbol {x_one[0, 0].item()}"] + [str(v) for v in x_one[0, 1:-1].tolist()] + ["cue"]
+interactive.show(interactive.slider_heatmaps(
+    {(k if k == "memory" else f"{k} gate"): torch.stack(v).T[order].numpy() for k, v in unit_trace.items()},
+    x=step_labels, y=[f"unit {j}" for j in order.tolist()], zmin=-1, zmax=1, colorscale="RdBu",
+    title="every unit of the LSTM, step by step", xlabel="step (token read)", ylabel="unit", slider_prefix="showing: "))
 
 # %% [markdown]
 # ## 4. The gradient measurement from lesson 01, redone

@@ -50,7 +50,7 @@ import json
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import Trainer, paths, plots
+from course_lib.core import Trainer, interactive, paths, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (AdditiveAttention, Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData,
@@ -262,6 +262,22 @@ real = candidates[0] if candidates else data.test[0][0]
 show_alignment(real, "a test sentence", axes[1])
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# Your turn to look: the figure below holds the two sentences above and a few more test sentences, each longer
+# than the last, one per slider position. Follow the bright cells row by row. Where do they keep to the
+# diagonal, where do they jump to another part of the sentence, and does the path get blurrier as the
+# sentences grow?
+
+# %%
+longer = [next((s for s, _ in data.test if len(s) == n), None) for n in range(5, 20, 3)]
+examples = [normalize("Le chat noir dort sur le canapé.", "fr"), real] + [s for s in longer if s is not None]
+aligned = {str(i + 1): align(s) for i, s in enumerate(examples)}
+interactive.show(interactive.slider_heatmaps(
+    {k: w.numpy() for k, (_, _, w) in aligned.items()}, zmin=0, zmax=1,
+    x={k: src for k, (src, _, _) in aligned.items()}, y={k: out for k, (_, out, _) in aligned.items()},
+    title="attention weights: one sentence per slider position", xlabel="French (read)",
+    ylabel="English (written)", slider_prefix="sentence "))
 
 # %% [markdown]
 # **And one where it goes wrong.** The longest test sentences are where the model fails most. Two things to

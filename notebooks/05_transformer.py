@@ -81,7 +81,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.core import Trainer, count_parameters, make_optimizer, paths, plots, runtime, to_device
+from course_lib.core import Trainer, count_parameters, interactive, make_optimizer, paths, plots, runtime, to_device
 from course_lib.harness.benchmarks.attention import COST_LENGTHS, measure
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import Seq2SeqRecipe, TransformerRecipe
@@ -575,6 +575,32 @@ for h in range(n_heads):
                   ylabels=tgt_words, ax=axes[1, h], show=False, colorbar=False, title=f"cross-attn, head {h}")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# The panels above show only the last layer. The slider below walks through every head of every layer (on the
+# largest models, the first and the last layer): first the encoder's self-attention, then the decoder's
+# cross-attention, all on one colour scale. Watch for heads that stay on the diagonal (a word looking at itself),
+# heads that pour their weight into one column such as `<eos>`, and cross-attention heads that trace the
+# French-to-English word order, and compare the first layer's heads with the last's.
+
+# %%
+def shown_layers(n):                      # keep the slider under 48 positions
+    return list(range(n)) if n * n_heads <= 24 else [0, n - 1]
+
+
+head_maps, head_cols, head_rows = {}, {}, {}
+for kind, name, rows, layers in (("enc", "self_attn", src_words, transformer.cfg.encoder_layers),
+                                 ("cross", "cross_attn", tgt_words, transformer.cfg.decoder_layers)):
+    part = "encoder" if kind == "enc" else "decoder"
+    for i in shown_layers(layers):
+        for h in range(n_heads):
+            key = f"{kind} L{i}H{h}"
+            head_maps[key] = weights[f"{part}.{i}.{name}"][0, h].cpu().numpy()
+            head_cols[key], head_rows[key] = src_words, rows
+interactive.show(interactive.slider_heatmaps(
+    head_maps, x=head_cols, y=head_rows, zmin=0, zmax=1, xlabel="French (keys: read from)",
+    ylabel="queries: French (enc) or English (cross)", slider_prefix="head: ",
+    title="every head: encoder self-attention (enc), then decoder cross-attention (cross)"))
 
 # %% [markdown]
 # ### Do the heads specialise? Measured

@@ -79,7 +79,7 @@ from IPython.display import Markdown, display
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib import gpt
-from course_lib.core import Trainer, data, plots, runtime
+from course_lib.core import Trainer, data, interactive, plots, runtime
 from course_lib.gpt import GPT, GPTConfig, distinct_n, filter_logits, generate, repetition
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import BabyGPTRecipe, GPTRecipe, LessonGPTRecipe, ScalingRecipe, checkpoint_path
@@ -374,6 +374,42 @@ plots.heatmap(weights[0, 0], xlabels=labels, ylabels=labels, title="last block, 
               xlabel="attends to", ylabel="predicting after");
 
 # %% [markdown]
+# That is one head out of many. The figure below holds every head of every layer, on the same line: move the
+# slider through them (the last layer's head 0 is the heatmap above). Look for heads that read the character just
+# before (a stripe right under the diagonal), heads that jump back to the start of the word or of the line, and
+# heads that spread their weight evenly over everything so far. Hover over a square for its weight.
+
+# %%
+def visible(tokens: list[str]) -> list[str]:
+    """Tokens as axis labels, with spaces and line breaks made visible."""
+    return [{" ": "␣", "\n": "⏎"}.get(t, t) for t in tokens]
+
+
+block_inputs = {}
+hooks = [blk.attn.register_forward_hook(lambda mod, inp, out, i=i: block_inputs.update({i: inp[0]}))
+         for i, blk in enumerate(model.h)]
+was_training = model.training
+model.eval()
+with torch.no_grad():
+    model(ids)
+    every_head = {}
+    for i, blk in enumerate(model.h):
+        a = blk.attn
+        _, w = causal_self_attention(block_inputs[i], a.c_attn.weight, a.c_attn.bias, a.c_proj.weight,
+                                     a.c_proj.bias, cfg.n_head, return_weights=True)
+        every_head.update({f"layer {i} · head {h}": w[0, h].round(decimals=3).cpu() for h in range(cfg.n_head)})
+model.train(was_training)
+for hook in hooks:
+    hook.remove()
+line_labels = visible(list(line))
+explorer = interactive.slider_heatmaps(
+    every_head, x=line_labels, y=line_labels, zmin=0.0, zmax=1.0, slider_prefix="showing ",
+    title="attention weights of every head (rows: predicting after; columns: attends to)",
+    xlabel="attends to", ylabel="predicting after")
+explorer.update_yaxes(dtick=1, tickfont_size=10)        # a label on every row, not every other one
+interactive.show(explorer)
+
+# %% [markdown]
 # ## 5 · Characters or BPE? Compare in bits per character
 #
 # Loss per token is not comparable across tokenizers: a BPE token carries about two characters, so its loss per
@@ -439,6 +475,42 @@ strategies = {"greedy": dict(temperature=0), "T=0.7": dict(temperature=0.7), "T=
 for name, kw in strategies.items():
     print(f"---- {name} " + "-" * 60)
     print(sample(model, prompt, 110, **kw)[len(prompt):])
+
+# %% [markdown]
+# Those samples all started from the same prompt. Here is the distribution each of them chose its *first*
+# character from: the trained model's scores for the character after the prompt, turned into probabilities by
+# exactly the code `generate` runs (divide by the temperature, apply the course's `filter_logits` for top-k or
+# top-p, then a softmax). The bars are the 20 likeliest candidates in the model's own order (␣ is a space, ⏎ a
+# line break), plus a last bar, marked …, for all the other characters together. Move the temperature slider:
+# at low temperatures the favourite takes nearly everything, at high ones the bars flatten towards a uniform
+# guess. Watch the two right panels too: top-k always keeps the same few bars, while the top-p nucleus is narrow
+# when the distribution is sharp and widens as the temperature flattens it.
+
+# %%
+with torch.no_grad():
+    was_training = model.training
+    model.eval()
+    next_logits = model(torch.tensor([chars.encode(prompt)], device=device))[0, -1].float().cpu()
+    model.train(was_training)
+shown = next_logits.argsort(descending=True)[:20]
+candidates = visible([chars.decode([i]) for i in shown.tolist()]) + ["…"]
+rules = {"all tokens": {}, "top-k (k = 5)": dict(top_k=5), "top-p (p = 0.9)": dict(top_p=0.9)}
+
+
+def bars(probs):
+    top = probs[shown]
+    return candidates, top.tolist() + [max(0.0, 1.0 - top.sum().item())]
+
+
+slider_temperatures = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0]
+fig = interactive.slider_bars(
+    {f"{t:g}": {rule: bars(filter_logits(next_logits / t, **kw).softmax(-1)) for rule, kw in rules.items()}
+     for t in slider_temperatures},
+    title=f"the next character after {prompt.replace(chr(10), '⏎')!r}", ylabel="probability",
+    slider_prefix="temperature ", ymax=1.0,
+    active=slider_temperatures.index(1.0))       # open at temperature 1: the model's own odds
+fig.update_xaxes(type="category", dtick=1, tickangle=0, tickfont_size=10)
+interactive.show(fig)
 
 # %% [markdown]
 # To see the trade-off rather than read it, sample 16 continuations per temperature and measure two things:

@@ -68,12 +68,12 @@ from course_lib.bert import (ANALOGY_PAIRS, BERT, BertConfig, EncoderLayer, IGNO
                              clean_wikitext, evaluate_mlm, fill_mask, fit_probe, load_minilm, mask_tokens,
                              merge_lora, minilm_dir, mlm_batch, mlm_batches_by_step, mlm_loss, nearest_tokens,
                              ordinary_ids, sentence_embeddings, solve_analogies, token_stream, whole_word_mask)
-from course_lib.core import Trainer, count_parameters, data, plots
+from course_lib.core import Trainer, count_parameters, data, interactive, plots
 from course_lib.gpt import GPT, GPTConfig, generate
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import BertRecipe
 from course_lib.text import WordPiece, batches_by_step, lm_loss, window_batch
-from course_lib.transformer import causal_mask
+from course_lib.transformer import causal_mask, record_attention
 
 lesson = Lesson("07_bert", profile, seed)
 device, claims = lesson.device, lesson.claims
@@ -527,6 +527,27 @@ pairs_to_compare = ["a gripping , beautifully acted film", "one of the best movi
 emb = sentence_embeddings(minilm, minilm_tok, pairs_to_compare)
 plots.heatmap(emb @ emb.T, pairs_to_compare, pairs_to_compare, title="cosine similarity (all-MiniLM-L6-v2)",
               cmap="magma");
+
+# %% [markdown]
+# ### What its heads look at
+#
+# Every layer of MiniLM has 12 attention heads, and each decides, for every token, which tokens to read from.
+# Here is one sentence; the slider goes through every head of the first two layers, a middle one and the last
+# (rows: the token reading; columns: the tokens it reads from; layers and heads are numbered from 0, as in
+# lesson 05). Look for heads that read the next or the previous token (a stripe beside the diagonal), heads
+# that park their weight on `[CLS]` or `[SEP]` (one bright column), heads spread over the whole sentence, and
+# ask: is there a head where *it* reads *dog*, or *cat*?
+
+# %%
+probe_ids = torch.tensor([minilm_tok.encode("the dog chased the cat because it was hungry.")], device=device)
+probe_tokens = [minilm_tok.itos[i] for i in probe_ids[0].tolist()]
+with torch.no_grad(), record_attention(minilm) as attn_maps:
+    minilm.eval()(probe_ids, attention_mask=torch.ones_like(probe_ids))
+head_layers = sorted({0, 1, minilm.cfg.n_layers // 2, minilm.cfg.n_layers - 1})
+interactive.show(interactive.slider_heatmaps(
+    {f"L{i}H{h}": attn_maps[f"layers.{i}.attn"][0, h].cpu().numpy() for i in head_layers for h in range(minilm.cfg.n_heads)},
+    x=probe_tokens, y=probe_tokens, zmin=0, zmax=1, title="all-MiniLM-L6-v2: one sentence, head by head",
+    xlabel="reads from", ylabel="token", slider_prefix="layer · head: "))
 
 # %% [markdown]
 # ### Word embeddings carry meaning

@@ -78,7 +78,7 @@ from IPython.display import Markdown, display
 
 from course_lib import emergence as em
 from course_lib import gpt
-from course_lib.core import Trainer, count_parameters, data, plots
+from course_lib.core import Trainer, count_parameters, data, interactive, plots
 from course_lib.emergence import AttnOnlyTransformer
 from course_lib.gpt import GPT, generate
 from course_lib.harness.lesson import Lesson
@@ -372,6 +372,25 @@ plots.heatmap(probe_run.attn[induction_head[0]][0, induction_head[1]].cpu(), lab
               xlabel="attends to")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# Those two heads were picked out for you by their scores. Now look for yourself: the slider below steps through
+# every head of the two-layer model, then every head of the one-layer model, all on the same probe. Rows are
+# still the position doing the predicting, columns the positions it attends to. For each head ask: is there a
+# stripe just below the diagonal (previous token), a stripe across the rows of the second copy, each row landing
+# one step after the place where its own token appeared the first time (induction), or neither? Which of the two
+# can the one-layer model grow?
+
+# %%
+with torch.no_grad():
+    probe_run1 = runs[1]["model"].run(probe.to(device))
+every_head = {f"{n_layers}-layer model · layer {l} · head {h}": run.attn[l][0, h].round(decimals=3).cpu()
+              for n_layers, run in ((2, probe_run), (1, probe_run1))
+              for l in range(len(run.attn)) for h in range(run.attn[l].shape[1])}
+interactive.show(interactive.slider_heatmaps(
+    every_head, x=labels, y=labels, zmin=0.0, zmax=1.0, slider_prefix="",
+    title="every head on a random sequence shown twice (rows: position; columns: attends to)",
+    xlabel="attends to", ylabel="position"))
 
 # %% [markdown]
 # **Ablation: take the head out and see what breaks.** `head_mask` multiplies each head's output by 0 or 1

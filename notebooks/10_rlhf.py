@@ -62,7 +62,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from course_lib.core import Trainer, data, plots
+from course_lib.core import Trainer, data, interactive, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFConfig, RewardConfig,
                              SentimentJudge, best_of_n_kl, bradley_terry_loss, collect_preferences, dpo_loss,
@@ -441,6 +441,40 @@ claims.check("reward_hacking_without_kl_penalty",
 tight = f"PPO β={BETA_LARGE:g}"
 log_tight = run_ppo(BETA_LARGE, tight)
 print({k: round(v, 3) for k, v in log_tight.evals[-1].items()})
+
+# %% [markdown]
+# Three leashes, one map. Each point below is one PPO iteration of one run: across, how far that iteration's
+# samples have drifted from π_ref (KL, nats per response); up, the reward model's mean score on them, the number
+# PPO is paid to raise. The colour counts iterations, from dark (the start) to light (the end). All three paths
+# start together, because at iteration 0 every policy is still π_ref. Follow each one from there: how much reward
+# does it buy for each step to the right, and which leash lets it wander furthest? Hover over a point for its
+# iteration and numbers; click a name in the legend to hide that run.
+
+# %%
+reward_vs_kl = None
+for (label, run), symbol, colour in zip(runs.items(), ("circle", "diamond", "square"),
+                                        ("#4c72b0", "#c44e52", "#55a868")):
+    its, scores = run["log"].series("iterations", "score")
+    _, kls = run["log"].series("iterations", "kl")
+    _, penalised = run["log"].series("iterations", "rlhf_reward")
+    every = max(1, math.ceil(len(its) / 60))          # at most ~60 points a run (the gpu profile runs 200 iterations)
+    keep = list(range(0, len(its), every))
+    path = interactive.scatter_path(
+        [kls[i] for i in keep], [scores[i] for i in keep], color=[its[i] for i in keep], color_title="iteration",
+        labels=[f"{label}, iteration {its[i]}<br>KL {kls[i]:.2f} nats, RM score {scores[i]:+.2f}, "
+                f"score − β·KL {penalised[i]:+.2f}" for i in keep],
+        title="reward bought with drift: one point per PPO iteration",
+        xlabel="KL(π ‖ π_ref) of the iteration's samples (nats per response)",
+        ylabel="reward-model score of the samples (mean)")
+    path.data[0].update(name=label, showlegend=True, marker_symbol=symbol, line_color=colour,
+                        hovertemplate="%{text}<extra></extra>")
+    if reward_vs_kl is None:
+        reward_vs_kl = path
+    else:
+        path.data[0].marker.showscale = False
+        reward_vs_kl.add_trace(path.data[0])
+reward_vs_kl.update_layout(legend={"x": 0.01, "y": 0.99})
+interactive.show(reward_vs_kl)
 
 # %% [markdown]
 # ## 10. DPO: no critic, no rehearsal
