@@ -813,9 +813,9 @@ claims.check("minilm_sst2_dev_at_least_87pct", minilm_acc >= 0.87, required_at="
 # $B$ starts at zero, so training starts exactly at the pretrained model. With $r = 8$ on every linear layer of
 # MiniLM's encoder (the four attention projections and the two feed-forward layers), that is about a third of a
 # million trainable numbers next to 23 million frozen ones. (The original paper adapted only the query and value
-# projections; on our short budget that left LoRA 3.4 points behind the full fine-tune, and adapting every layer,
-# as QLoRA later recommended, closes most of the gap.) After training, $W + \frac{\alpha}{r}BA$ is one ordinary matrix again: merged, the adapted
-# model costs nothing extra to run.
+# projections; on our short budget that left LoRA several points behind the full fine-tune, and adapting every
+# layer, as QLoRA later recommended, closes most of the gap.) After training, $W + \frac{\alpha}{r}BA$ is one
+# ordinary matrix again: merged, the adapted model costs nothing extra to run.
 #
 # *Analogy*: tracing paper over a finished map. You draw your changes on the thin sheet and the map stays
 # untouched; many sheets can share one map; and when you are sure, you ink the changes into the map itself.
