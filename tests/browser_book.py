@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from browser_smoke import CHROMIUM_ARGS, _free_port  # same folder: the JupyterLab browser test's settings
+from browser_smoke import CHROMIUM_ARGS, _free_port, block_network  # same folder: the JupyterLab browser test's settings
 
 from course_lib.core import paths
 
@@ -77,25 +77,19 @@ def check_book(html: Path, screens: Path, chromium: str, allow_no_figure: bool) 
 
     problems: list[str] = []
     notes: list[str] = []
-    blocked: list[str] = []
+    blocked: list[str] = []          # replaced by block_network's list once the browser is up
     page_errors: list[str] = []
     server, base = serve(html)
     screens.mkdir(parents=True, exist_ok=True)
-
-    def route(r):
-        if r.request.url.startswith(base):
-            r.continue_()
-        else:                                  # the network is blocked: record what tried to leave
-            blocked.append(r.request.url)
-            r.abort()
 
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                context.route("**/*", route)
-                context.on("websocket", lambda ws: blocked.append(ws.url))
+                # the browser itself aborts what leaves 127.0.0.1 (a regex route, not a Python callback per
+                # request, which would stall while this script sleeps); `blocked` collects those URLs
+                blocked = block_network(context)
                 page = context.new_page()
                 page.set_default_timeout(60_000)
                 page.on("pageerror", lambda err: page_errors.append(f"{page.url}: {err}"))

@@ -5,7 +5,13 @@
 Starts JupyterLab on 127.0.0.1 with a random token, opens a copy of the lesson (never the committed notebook:
 Lab autosaves outputs into what it opens), clicks Run -> Run All Cells at the `smoke` profile, waits for the
 last cell, saves, and checks: no error output, every code cell ran, a plot rendered in the page. Saves a
-screenshot of the first plot to build/browser/<lesson>.png, then shuts the browser, the kernel and the server.
+screenshot of the first plot to build/browser/<lesson>.png. Then, in the same Lab, a one-cell notebook shows
+an interactive figure (course_lib.core.interactive: a heatmap per slider step): checks that JupyterLab's plotly
+renderer (jupyterlab-plotly, inside the plotly wheel) drew it, clicks the slider's second step, checks that the
+heatmap changed, and saves build/browser/interactive.png. Finally shuts the browser, the kernels and the server.
+
+The browser has no network: every request whose host is not 127.0.0.1/localhost is aborted, recorded and
+reported as a failure (the lesson and the figure must work offline).
 
 Needs Debian's `chromium` (apt-get install -y chromium; CHROMIUM=/path overrides) and the `playwright`
 Python package from the instructor extra. Never `playwright install`: it would download another browser.
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +56,27 @@ NBGRADER_OFF = {
         for name in ("formgrader", "validate_assignment", "assignment_list", "course_list")}}},
 }
 PROMPTS_JS = "() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'), e => e.textContent)"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Every URL that would leave this machine. A pattern (not a Python function) is matched inside the browser, so
+# requests to Lab itself are never held for Python: the sync API answers a held request only while Python is in a
+# Playwright call, and the test's time.sleep loops would stall Lab's saves and kernel sockets.
+NOT_LOCAL = re.compile(r"^(?!data:|blob:|(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?(/|$))")
+
+# The interactive figure: two 3x3 heatmaps ("a" = identity, "b" = ones) behind a two-step slider.
+INTERACTIVE_NB = "interactive_figure.ipynb"
+INTERACTIVE_CODE = ('from course_lib.core import interactive; import numpy as np; '
+                    'interactive.show(interactive.slider_heatmaps({"a": np.eye(3), "b": np.ones((3, 3))}, '
+                    'x=list("xyz"), y=list("xyz"), title="t"))')
+# jupyterlab-plotly's renderer (for application/vnd.plotly.v1+json) is the output node .jp-RenderedPlotly;
+# plotly.js makes it the graph div (.js-plotly-plot); the visible heatmap is an <image> in g.hm; a slider has one
+# rect.slider-tick-rect per step. Without the plotly MIME type Lab would show the text/html fallback instead.
+PLOTLY_RENDERER = "jp-RenderedPlotly"
+FIGURE_STATE_JS = """gd => ({
+    visible: gd.data.map(t => t.visible),
+    images: Array.from(gd.querySelectorAll('g.hm image'), i => i.getAttribute('href') || i.getAttribute('xlink:href')),
+    active: ((gd.layout.sliders || [])[0] || {}).active,
+    height: Math.round(gd.querySelector('.svg-container').getBoundingClientRect().height)})"""
+TRACE_KEYS = ("visible", "images", "active")  # what the slider changes (height: what it must not)
 
 
 def _free_port() -> int:
@@ -126,6 +155,83 @@ def run_all(page, tries: int = 3) -> float:
     raise RuntimeError(f"Run All Cells did not start any cell after {tries} tries")
 
 
+def _local(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.scheme in ("data", "blob") or parsed.hostname in LOCAL_HOSTS
+
+
+def block_network(context) -> list[str]:
+    """Abort every request (and WebSocket) of `context` that would leave this machine; returns the list that
+    collects their URLs."""
+    blocked: list[str] = []
+
+    def route(r):
+        if _local(r.request.url):  # NOT_LOCAL let it through: should not happen
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    def route_websocket(ws):  # never connected to a server: the socket just closes
+        blocked.append(ws.url)
+        ws.close()
+
+    context.route(NOT_LOCAL, route)
+    context.route_web_socket(NOT_LOCAL, route_websocket)
+    return blocked
+
+
+def interactive_figure_in_lab(page, base: str, token: str, root: Path, timeout: float) -> dict:
+    """Opens a one-cell notebook showing a slider heatmap, runs it, and moves the slider to its second step.
+    Returns what the page showed: the output's renderer, the figure's state before and after the click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(INTERACTIVE_CODE)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / INTERACTIVE_NB)
+    # a workspace of its own: the page shows this notebook only, not the lesson's tab as well
+    page.goto(f"{base}/lab/workspaces/interactive/tree/{INTERACTIVE_NB}?token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
+    page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")')
+    run_started = run_all(page)
+    while True:
+        prompts = page.evaluate(PROMPTS_JS)
+        if prompts and prompts[0].strip("[]: ").isdigit():
+            break
+        if time.perf_counter() - run_started > timeout:
+            raise TimeoutError(f"the interactive figure's cell still running after {timeout:.0f} s: {prompts}")
+        time.sleep(0.5)
+    outputs = page.locator(".jp-NotebookPanel .jp-OutputArea-output")
+    result = {"renderers": [outputs.nth(i).get_attribute("class") for i in range(outputs.count())],
+              "output_text": outputs.all_inner_texts(), "before": None, "after": None}
+    graph = page.locator(f".jp-OutputArea-child .{PLOTLY_RENDERER}.js-plotly-plot")
+    screenshot = paths.build_dir() / "browser" / "interactive.png"
+    result["screenshot"] = screenshot
+    try:
+        graph.locator("svg.main-svg").first.wait_for(timeout=30_000)
+    except PlaywrightTimeout:  # not drawn: check_interactive says so, with the output's renderer and text
+        page.screenshot(path=str(screenshot))
+        return result
+    graph.scroll_into_view_if_needed()
+    result["before"] = graph.evaluate(FIGURE_STATE_JS)
+    ticks = graph.locator("g.slider-container rect.slider-tick-rect")
+    result["slider_steps"] = ticks.count()
+    if result["slider_steps"] >= 2:
+        # The ticks are 1-2 px wide: click the rail at the second tick's position, as a learner would.
+        box = ticks.nth(1).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        deadline = time.perf_counter() + 10
+        while True:
+            after = graph.evaluate(FIGURE_STATE_JS)
+            if any(after[k] != result["before"][k] for k in TRACE_KEYS) or time.perf_counter() > deadline:
+                break
+            page.wait_for_timeout(250)
+        page.wait_for_timeout(1000)  # let Lab and plotly.js finish redrawing and resizing
+        result["after"] = graph.evaluate(FIGURE_STATE_JS)
+    page.screenshot(path=str(screenshot))
+    return result
+
+
 def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -145,7 +251,9 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                blocked = block_network(context)
+                page = context.new_page()
                 page.set_default_timeout(120_000)  # Lab's first load is slow on a busy machine (30 s is not enough)
                 page_errors: list[str] = []
                 page.on("pageerror", lambda err: page_errors.append(str(err)))
@@ -175,13 +283,14 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
                 prompts = page.evaluate(PROMPTS_JS)
+                interactive = interactive_figure_in_lab(page, base, token, root, timeout=300)
             finally:
                 browser.close()
     finally:
         stop_lab(lab, base, token)
     return {"copy": copy, "prompts": prompts, "plot_width": plot_width, "page_errors": page_errors,
             "screenshot": screenshot, "run_seconds": run_seconds, "total_seconds": time.perf_counter() - started,
-            "server_gone": lab.poll() is not None}
+            "server_gone": lab.poll() is not None, "interactive": interactive, "blocked": blocked}
 
 
 def check(result: dict) -> list[str]:
@@ -199,9 +308,42 @@ def check(result: dict) -> list[str]:
         problems.append("the first plot's <img> did not render in the page")
     if len(result["prompts"]) != len(code):
         problems.append(f"the page shows {len(result['prompts'])} code cells, the notebook has {len(code)}")
+    problems += check_interactive(result["interactive"])
     problems += [f"page error: {e}" for e in result["page_errors"]]
+    if result["blocked"]:
+        problems.append(f"{len(result['blocked'])} request(s) to the network (blocked): "
+                        + ", ".join(sorted(set(result["blocked"]))))
     if not result["server_gone"]:
         problems.append("JupyterLab did not shut down")
+    return problems
+
+
+def check_interactive(fig: dict) -> list[str]:
+    """What went wrong with the interactive figure in Lab (see interactive_figure_in_lab)."""
+    where = f"interactive figure ({INTERACTIVE_NB})"
+    if not any(PLOTLY_RENDERER in (classes or "").split() for classes in fig["renderers"]):
+        return [f"{where}: no output drawn by JupyterLab's plotly renderer (.{PLOTLY_RENDERER}); outputs: "
+                f"{fig['renderers']}, text {' | '.join(t.strip() for t in fig['output_text'])[:300]!r}"]
+    if fig["before"] is None:
+        return [f"{where}: the plotly output is no .js-plotly-plot with an <svg> inside after 30 s"]
+    problems = []
+    before, after = fig["before"], fig["after"]
+    if before["visible"] != [True, False] or len(before["images"]) != 1:
+        problems.append(f"{where}: before the click, expected frame a alone drawn (visible [True, False], one heatmap "
+                        f"image), got visible {before['visible']} and {len(before['images'])} image(s)")
+    if fig["slider_steps"] != 2:
+        problems.append(f"{where}: the slider shows {fig['slider_steps']} steps (rect.slider-tick-rect), expected 2")
+    elif all(after[k] == before[k] for k in TRACE_KEYS):
+        problems.append(f"{where}: clicking the slider's second step changed nothing (still {before['visible']}, "
+                        f"slider at step {before['active']})")
+    elif after["visible"] != [False, True] or len(after["images"]) != 1 or after["images"] == before["images"]:
+        problems.append(f"{where}: after clicking the second step, expected frame b alone drawn with a new heatmap "
+                        f"image; got visible {after['visible']}, {len(after['images'])} image(s), "
+                        f"image {'unchanged' if after['images'] == before['images'] else 'changed'}")
+    if after and after["height"] < 0.9 * before["height"]:
+        problems.append(f"{where}: after the slider click the figure is {after['height']} px tall, it was "
+                        f"{before['height']} px: the learner sees it vanish (seen with plotly config responsive=True: "
+                        "plotly.js sets .svg-container's height to 100% of an output node with no height)")
     return problems
 
 
@@ -223,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{nb.name} in Chromium: Run All took {result['run_seconds']:.0f} s "
           f"({result['total_seconds']:.0f} s with server start and shutdown); "
           f"{len(result['prompts'])} code cells; screenshot {result['screenshot']}")
+    fig = result["interactive"]
+    before, after = fig["before"], fig["after"]
+    moved = (f"slider step {before['active']} -> {after['active']}, visible traces {before['visible']} -> "
+             f"{after['visible']}, height {before['height']} -> {after['height']} px"
+             if after else "not drawn or not moved")
+    print(f"interactive figure in Lab: {moved}; screenshot {fig['screenshot']}")
+    print(f"network blocked: {len(result['blocked'])} request(s) tried to leave 127.0.0.1")
     for p in problems:
         print("FAIL:", p, file=sys.stderr)
     return 1 if problems else 0

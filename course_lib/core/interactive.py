@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 MIME = "application/vnd.plotly.v1+json"
-CONFIG = {"displaylogo": False, "responsive": True}
+# no "responsive": in JupyterLab it sizes the plot to an output box with no height of its own, and the figure
+# collapses to 0 px at the first slider move (tests/browser_smoke.py caught it)
+CONFIG = {"displaylogo": False}
 
 
 def plotly_js_path() -> Path:
