@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from browser_smoke import CHROMIUM_ARGS, _free_port, block_network  # same folder: the JupyterLab browser test's settings
+from browser_smoke import CHROMIUM_ARGS, _free_port, offline_page  # same folder: the JupyterLab browser test's settings
 
 from course_lib.core import paths
 
@@ -77,7 +77,7 @@ def check_book(html: Path, screens: Path, chromium: str, allow_no_figure: bool) 
 
     problems: list[str] = []
     notes: list[str] = []
-    blocked: list[str] = []          # replaced by block_network's list once the browser is up
+    blocked: list[str] = []          # replaced by offline_page's list once the browser is up
     page_errors: list[str] = []
     server, base = serve(html)
     screens.mkdir(parents=True, exist_ok=True)
@@ -86,12 +86,7 @@ def check_book(html: Path, screens: Path, chromium: str, allow_no_figure: bool) 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
-                context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                # the browser itself aborts what leaves 127.0.0.1 (a regex route, not a Python callback per
-                # request, which would stall while this script sleeps); `blocked` collects those URLs
-                blocked = block_network(context)
-                page = context.new_page()
-                page.set_default_timeout(60_000)
+                page, blocked = offline_page(browser, 60_000)   # what leaves 127.0.0.1 is aborted and listed
                 page.on("pageerror", lambda err: page_errors.append(f"{page.url}: {err}"))
 
                 # navigation: every lesson, in lesson order

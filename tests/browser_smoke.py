@@ -160,6 +160,16 @@ def _local(url: str) -> bool:
     return parsed.scheme in ("data", "blob") or parsed.hostname in LOCAL_HOSTS
 
 
+def offline_page(browser, timeout_ms: int):
+    """A page of a fresh context of `browser` with the network blocked (see block_network) and `timeout_ms`
+    as its default timeout: (page, the list that collects blocked URLs)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    blocked = block_network(context)
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    return page, blocked
+
+
 def block_network(context) -> list[str]:
     """Abort every request (and WebSocket) of `context` that would leave this machine; returns the list that
     collects their URLs."""
@@ -251,10 +261,8 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
-                context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                blocked = block_network(context)
-                page = context.new_page()
-                page.set_default_timeout(120_000)  # Lab's first load is slow on a busy machine (30 s is not enough)
+                # Lab's first load is slow on a busy machine (a 30 s timeout is not enough)
+                page, blocked = offline_page(browser, 120_000)
                 page_errors: list[str] = []
                 page.on("pageerror", lambda err: page_errors.append(str(err)))
                 page.goto(f"{base}/lab/tree/{nb.name}?token={token}", wait_until="domcontentloaded")
