@@ -34,6 +34,18 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+def copy_plotly_js(folder: Path) -> Path:
+    """plotly.js into `folder` (once: an identical copy is left alone), for web pages that show our figures."""
+    import filecmp
+    import shutil
+
+    target = Path(folder) / "plotly.min.js"
+    if not (target.exists() and filecmp.cmp(plotly_js_path(), target, shallow=False)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plotly_js_path(), target)
+    return target
+
+
 def _rounded(values, digits: int = 3):
     """Nested lists with `digits` decimals (hover shows 3): figures stay small enough to keep in an executed
     notebook, where nbformat writes every number on a line of its own."""

@@ -272,9 +272,9 @@ def mathjax_dir() -> Path:
 
 def copy_assets(assets: Path) -> None:
     """plotly.js and MathJax into the site, so that no page needs the network."""
-    from ..core.interactive import plotly_js_path
+    from ..core.interactive import copy_plotly_js
 
-    _copy_if_changed(plotly_js_path(), assets / "plotly.min.js")
+    copy_plotly_js(assets)
     source = mathjax_dir()
     for part in MATHJAX_PARTS:
         if (source / part).is_dir():

@@ -84,17 +84,12 @@ def _with_plotly(page: str) -> str:
 
 
 def render_html(executed: Path, html_dir: Path) -> Path:
-    import filecmp
-    import shutil
-
     from nbconvert import HTMLExporter
 
-    from ..core.interactive import plotly_js_path
+    from ..core.interactive import copy_plotly_js
 
     html_dir.mkdir(parents=True, exist_ok=True)
-    plotly_js = html_dir / "plotly.min.js"            # one copy for every page of the folder
-    if not (plotly_js.exists() and filecmp.cmp(plotly_js_path(), plotly_js, shallow=False)):
-        shutil.copyfile(plotly_js_path(), plotly_js)
+    copy_plotly_js(html_dir)                           # one copy for every page of the folder
     body, _ = HTMLExporter().from_filename(str(executed))
     target = html_dir / (executed.stem + ".html")
     target.write_text(_with_plotly(body), encoding="utf-8")
