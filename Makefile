@@ -10,6 +10,7 @@ BOOK := $(VENV)/.book
 TORCH := torch==2.13.0
 PROFILE ?= lesson
 LESSONS ?=
+SEED ?=
 SUBMISSIONS ?= submissions
 GRADE_FLAGS ?=
 # the versions `make test` passed with (make constraints); make setup installs them
@@ -20,7 +21,7 @@ LATEST := .venv-latest
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
-	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\""
+	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\" SEED=1"
 	@echo "make test       the test suite (unit + oracle tests, every notebook at the smoke profile)"
 	@echo "make doctor     is this machine ready? versions, device, kernel, data and model checksums, minutes per lesson"
 	@echo "make compare    your build/results against the course's reference runs (FLAGGED=1: only what is off)"
@@ -69,7 +70,7 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --update --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
 
 course: $(STAMP) data
-	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)"
+	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)" $(if $(SEED),--seed "$(SEED)")
 
 test: $(INSTRUCTOR) $(BOOK)
 	$(VENV)/bin/pytest
