@@ -243,3 +243,21 @@ def test_resuming_under_another_train_config_is_refused(tmp_path):
     other = Trainer(Tiny(), loss_fn, get_batch, TrainConfig(steps=80, lr=1e-2), progress=False)
     with pytest.raises(ValueError, match="another TrainConfig.*'steps'"):
         other.load(path)
+
+
+def test_fit_leaves_the_cores_a_job_started_beside_it_took(monkeypatch):
+    from course_lib.core import runtime
+    before = torch.get_num_threads()
+    load = {"busy": 0.0}
+    try:
+        monkeypatch.delenv("COURSE_THREADS", raising=False)
+        monkeypatch.setattr(runtime, "_auto_threads", None)
+        monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+        monkeypatch.setattr(runtime, "cores_busy_elsewhere", lambda window=0.2: load["busy"])
+        runtime.setup("lesson", device="cpu")
+        assert torch.get_num_threads() == 2
+        load["busy"] = 2.0
+        make_trainer().fit(until=5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import platform
 import random
+import time
 
 import numpy as np
 import torch
@@ -51,10 +52,72 @@ def pick_device(preference: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):      # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def _cpu_busy_seconds() -> float | None:
+    """Seconds of CPU time the whole machine has spent busy since boot (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait keeps a core taken
+    ticks = [int(x) for x in fields[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cores_busy_elsewhere(window: float = 0.2) -> float:
+    """How many cores other processes kept busy during the next `window` seconds (0.0 where unmeasurable).
+
+    The machine's busy time minus this process's own CPU time, over wall time: two busy loops beside us read
+    about 2.0, a quiet machine about 0.0."""
+    before, own_before, start = _cpu_busy_seconds(), time.process_time(), time.perf_counter()
+    if before is None:
+        return 0.0
+    time.sleep(window)
+    after, own_after, elapsed = _cpu_busy_seconds(), time.process_time(), time.perf_counter() - start
+    if after is None or elapsed <= 0:
+        return 0.0
+    return max(0.0, (after - before - (own_after - own_before)) / elapsed)
+
+
+_auto_threads: int | None = None     # the count set_threads() chose by itself, so later calls may revise it
+_cores_taken = 0                     # how many cores other jobs were seen to keep busy when it chose
+
+
 def set_threads(n: int | None = None) -> int:
-    """Use `n` CPU threads (default: `COURSE_THREADS`, else every core). Returns the count in force."""
-    n = n or int(os.environ.get("COURSE_THREADS", "0")) or os.cpu_count() or 1
+    """Use `n` CPU threads (default: `COURSE_THREADS`, else the cores nobody else is using). Returns the count.
+
+    Why not every core: torch's threads wait for each other at every operation, and a thread whose core another
+    job has taken stalls them all. With a 2-core job beside it, a char-RNN training step took 131 ms on
+    2 threads and 43 ms on 1 (22 ms on 2 threads alone): so count the cores other processes keep busy, and
+    use the rest (at least one). `OMP_WAIT_POLICY=PASSIVE` also avoids the stall but made the quiet machine's
+    steps about 1.5x slower."""
+    global _auto_threads, _cores_taken
+    n = n or int(os.environ.get("COURSE_THREADS", "0"))
+    if n:
+        _auto_threads, _cores_taken = None, 0
+    else:
+        cores = usable_cores()
+        _cores_taken = min(cores, int(cores_busy_elsewhere() + 0.25))   # taken: others use 3/4 of it or more
+        n = _auto_threads = max(1, cores - _cores_taken)
     torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def refresh_threads() -> int:
+    """Look again at how busy the machine is, if the thread count is still the one set_threads() chose itself
+    (a count pinned by `COURSE_THREADS`, set_threads(n) or torch.set_num_threads is left alone)."""
+    if _auto_threads is not None and torch.get_num_threads() == _auto_threads:
+        return set_threads()
     return torch.get_num_threads()
 
 
@@ -109,7 +172,8 @@ def describe(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple)"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
 
 
 def setup(profile: str, seed: int = 0, device: str | None = None) -> torch.device:
@@ -123,5 +187,7 @@ def setup(profile: str, seed: int = 0, device: str | None = None) -> torch.devic
     set_threads(1 if profile == "smoke" and not os.environ.get("COURSE_THREADS") else None)
     dev = pick_device(device)
     seed_everything(seed)
-    print(f"profile={profile} | device={describe(dev)} | torch {torch.__version__} | seed={seed}")
+    busy = "" if dev.type != "cpu" or _auto_threads is None or not _cores_taken else \
+        f" | {_cores_taken} of {usable_cores()} cores busy with other jobs"
+    print(f"profile={profile} | device={describe(dev)}{busy} | torch {torch.__version__} | seed={seed}")
     return dev

@@ -32,7 +32,7 @@ from .checkpoints import load_tensors, save_tensors
 from .checks import integer
 from .presets import Presets
 from .progress import progress_enabled, tqdm
-from .runtime import autocast
+from .runtime import autocast, refresh_threads
 
 
 @dataclass
@@ -258,6 +258,8 @@ class Trainer:
         """Train from the current step up to `until` (default: cfg.steps), or until `cfg.max_seconds` of
         training have passed. Resumable."""
         until = self.cfg.steps if until is None else min(until, self.cfg.steps)
+        if self.device.type == "cpu" and self.step < until:
+            refresh_threads()           # a job may have started beside us since the lesson began (see set_threads)
         start = self._fit_start = time.perf_counter()
         bar = tqdm(total=until, initial=self.step, desc=self.name, disable=not self.progress,
                    dynamic_ncols=True, leave=False)
