@@ -22,3 +22,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_core_load(monkeypatch):
+    """A 2-core machine whose other jobs keep `load["busy"]` cores busy (set it in the test); thread count restored."""
+    from course_lib.core import runtime
+    load = {"busy": 0.0}
+    before = torch.get_num_threads()
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_auto_threads", None)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "cores_busy_elsewhere", lambda window=0.2: load["busy"])
+    yield load
+    torch.set_num_threads(before)

@@ -99,30 +99,22 @@ def test_threads_leave_the_cores_other_jobs_use(monkeypatch, cores, busy, thread
         torch.set_num_threads(before)
 
 
-def test_the_thread_count_follows_the_load_unless_it_was_pinned(monkeypatch, capsys):
-    before = torch.get_num_threads()
-    load = {"busy": 0.0}
-    try:
-        monkeypatch.delenv("COURSE_THREADS", raising=False)
-        monkeypatch.setattr(runtime, "_auto_threads", None)
-        monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
-        monkeypatch.setattr(runtime, "cores_busy_elsewhere", lambda window=0.2: load["busy"])
-        runtime.setup("lesson", device="cpu")
-        assert torch.get_num_threads() == 2 and "busy" not in capsys.readouterr().out
-        load["busy"] = 2.0                                   # a 2-core job starts beside the lesson
-        assert runtime.refresh_threads() == 1
-        runtime.setup("lesson", device="cpu")
-        assert "1 thread) | 2 of 2 cores busy with other jobs" in capsys.readouterr().out
-        load["busy"] = 0.0
-        assert runtime.refresh_threads() == 2                # and it ends
-        torch.set_num_threads(3)                             # someone chose a count: it stays
-        load["busy"] = 2.0
-        assert runtime.refresh_threads() == 3
-        monkeypatch.setenv("COURSE_THREADS", "2")
-        runtime.set_threads()
-        assert runtime.refresh_threads() == 2                # pinned by COURSE_THREADS
-    finally:
-        torch.set_num_threads(before)
+def test_the_thread_count_follows_the_load_unless_it_was_pinned(two_core_load, monkeypatch, capsys):
+    load = two_core_load
+    runtime.setup("lesson", device="cpu")
+    assert torch.get_num_threads() == 2 and "busy" not in capsys.readouterr().out
+    load["busy"] = 2.0                                   # a 2-core job starts beside the lesson
+    assert runtime.refresh_threads() == 1
+    runtime.setup("lesson", device="cpu")
+    assert "1 thread) | 2 of 2 cores busy with other jobs" in capsys.readouterr().out
+    load["busy"] = 0.0
+    assert runtime.refresh_threads() == 2                # and it ends
+    torch.set_num_threads(3)                             # someone chose a count: it stays
+    load["busy"] = 2.0
+    assert runtime.refresh_threads() == 3
+    monkeypatch.setenv("COURSE_THREADS", "2")
+    runtime.set_threads()
+    assert runtime.refresh_threads() == 2                # pinned by COURSE_THREADS
 
 
 def test_busy_cores_are_measured_without_counting_our_own_work(monkeypatch):

@@ -245,19 +245,10 @@ def test_resuming_under_another_train_config_is_refused(tmp_path):
         other.load(path)
 
 
-def test_fit_leaves_the_cores_a_job_started_beside_it_took(monkeypatch):
+def test_fit_leaves_the_cores_a_job_started_beside_it_took(two_core_load):
     from course_lib.core import runtime
-    before = torch.get_num_threads()
-    load = {"busy": 0.0}
-    try:
-        monkeypatch.delenv("COURSE_THREADS", raising=False)
-        monkeypatch.setattr(runtime, "_auto_threads", None)
-        monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
-        monkeypatch.setattr(runtime, "cores_busy_elsewhere", lambda window=0.2: load["busy"])
-        runtime.setup("lesson", device="cpu")
-        assert torch.get_num_threads() == 2
-        load["busy"] = 2.0
-        make_trainer().fit(until=5)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    runtime.setup("lesson", device="cpu")
+    assert torch.get_num_threads() == 2
+    two_core_load["busy"] = 2.0
+    make_trainer().fit(until=5)
+    assert torch.get_num_threads() == 1
