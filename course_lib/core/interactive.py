@@ -36,14 +36,9 @@ def plotly_js_path() -> Path:
 
 def copy_plotly_js(folder: Path) -> Path:
     """plotly.js into `folder` (once: an identical copy is left alone), for web pages that show our figures."""
-    import filecmp
-    import shutil
+    from .paths import copy_if_changed
 
-    target = Path(folder) / "plotly.min.js"
-    if not (target.exists() and filecmp.cmp(plotly_js_path(), target, shallow=False)):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plotly_js_path(), target)
-    return target
+    return copy_if_changed(plotly_js_path(), Path(folder) / "plotly.min.js")
 
 
 def _rounded(values, digits: int = 3):

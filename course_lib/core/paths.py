@@ -37,3 +37,15 @@ def results_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return build_dir() / "checkpoints"
+
+
+def copy_if_changed(src: Path, dst: Path) -> Path:
+    """Copy `src` to `dst` unless `dst` already holds the same bytes (web assets copied once per build)."""
+    import filecmp
+    import shutil
+
+    dst = Path(dst)
+    if not (dst.exists() and filecmp.cmp(src, dst, shallow=False)):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return dst

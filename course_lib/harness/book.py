@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import filecmp
 import html.parser
 import json
 import os
@@ -251,12 +250,6 @@ def intro_page(readme: str, lessons: list[str]) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------- assembly
 
-def _copy_if_changed(src: Path, dst: Path) -> None:
-    if not (dst.exists() and filecmp.cmp(src, dst, shallow=False)):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-
-
 def mathjax_dir() -> Path:
     """MathJax 3's es5/ folder as shipped by the `django-static-mathjax` package (the book extra)."""
     try:
@@ -280,7 +273,7 @@ def copy_assets(assets: Path) -> None:
         if (source / part).is_dir():
             shutil.copytree(source / part, assets / "mathjax" / part, dirs_exist_ok=True)
         else:
-            _copy_if_changed(source / part, assets / "mathjax" / part)
+            paths.copy_if_changed(source / part, assets / "mathjax" / part)
     (assets / "course-book.css").write_text(
         "/* the interactive figures' fallback text shows only where plotly.js did not load */\n"
         ".js-plotly-plot .course-plotly-missing { display: none; }\n", encoding="utf-8")
