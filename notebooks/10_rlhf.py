@@ -270,6 +270,7 @@ rm, rm_history = train_reward_model(base, train_pairs, test_pairs, rm_cfg, devic
 _norm_prompts = make_prompts(train_text, tok, 512, P, seed=seed + 5)
 rm.normalise(sample_responses(ref, _norm_prompts, G, torch.Generator().manual_seed(seed + 6)))
 evaluator.reward_model = rm
+sft_eval["proxy"] = rm.score(evaluator.sample(sft)).mean().item()   # SFT came before the RM: score it now
 rm_acc = pair_accuracy(rm, test_pairs.to(device))
 print(f"held-out pairs: agrees with the labeller {rm_acc['acc_labels']:.3f} (noise ceiling {test_pairs.ceiling:.3f}),"
       f" with the noiseless gold order {rm_acc['acc_gold']:.3f}")
@@ -393,7 +394,7 @@ claims.check("ppo_first_minibatch_ratio_is_exactly_one",
              iterations=len(first_ratios), max_deviation=max(first_ratios), mean_clipfrac=clipfrac)
 claims.check("reference_stays_frozen", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
 claims.check("ppo_beats_the_starting_policy", final_small["win"] >= 0.6 and final_small["win_lo"] > 0.5
-             and final_small["kl"] <= 10 and final_small["gold"] > start["gold"], required_at="lesson",
+             and final_small["gold"] > start["gold"], required_at="lesson",
              beta=BETA_SMALL, win=final_small["win"], win_ci=(final_small["win_lo"], final_small["win_hi"]),
              kl=final_small["kl"], gold_start=start["gold"], gold_end=final_small["gold"],
              prompts=cfg.eval_prompts)
@@ -436,11 +437,22 @@ claims.check("reward_hacking_without_kl_penalty",
 #
 # With a large β every nat of KL costs a lot, so the policy stays close to π_ref: safe, but it cannot
 # improve much either. β is the knob between "learns nothing" and "games the critic".
+#
+# How far a policy walks depends on how much the critic offers as well as on β: a sharper reward model gives
+# PPO more to climb, and the same β then ends further out. So the check below compares leashes with each
+# other, all three runs after the same number of iterations on the same critic: the tighter leash must end
+# nearer π_ref, and the small one well inside the distance the unleashed run covered.
 
 # %%
 tight = f"PPO β={BETA_LARGE:g}"
 log_tight = run_ppo(BETA_LARGE, tight)
-print({k: round(v, 3) for k, v in log_tight.evals[-1].items()})
+final_tight = log_tight.evals[-1]
+print({k: round(v, 3) for k, v in final_tight.items()})
+# the leash, measured: after the same number of iterations, a larger β ends closer to π_ref, and even the small
+# one keeps the policy within a quarter of the distance the unleashed run walked
+claims.check("kl_penalty_sets_the_distance", final_tight["kl"] < final_small["kl"] < final_free["kl"] / 4,
+             required_at="lesson", iterations=ppo_cfg.iterations, betas=[BETA_LARGE, BETA_SMALL, 0.0],
+             kl_tight=final_tight["kl"], kl_small=final_small["kl"], kl_free=final_free["kl"]);
 
 # %% [markdown]
 # Three leashes, one map. Each point below is one PPO iteration of one run: across, how far that iteration's

@@ -28,7 +28,7 @@ from ..core.train import History, Trainer, TrainConfig
 @dataclass
 class DPOConfig(Presets):
     beta: float = 0.1
-    epochs: float = 2.0
+    epochs: float = 1.0          # one pass over lesson 10's ~5,000 pairs: as many steps as two passes over 2,500
     batch: int = 32
     lr: float = 1e-4             # far above the 1e-6 used for billion-parameter models: this one is tiny
     eval_every: int = 50         # steps
@@ -36,7 +36,7 @@ class DPOConfig(Presets):
     PRESETS = {
         "smoke": dict(epochs=1.0, batch=16, eval_every=5),
         "lesson": dict(),
-        "gpu": dict(batch=64, eval_every=100),
+        "gpu": dict(epochs=2.0, batch=64, eval_every=100),
     }
 
     def __post_init__(self):
