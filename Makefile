@@ -10,6 +10,7 @@ BOOK := $(VENV)/.book
 TORCH := torch==2.13.0
 PROFILE ?= lesson
 LESSONS ?=
+LAB_FLAGS ?=
 SEED ?=
 SUBMISSIONS ?= submissions
 GRADE_FLAGS ?=
@@ -27,7 +28,7 @@ help:
 	@echo "make compare    your build/results against the course's reference runs (FLAGGED=1: only what is off)"
 	@echo "make test-latest  the test suite on the newest releases pyproject.toml allows ($(LATEST), no constraints)"
 	@echo "make constraints  pin the installed (tested) versions into $(CONSTRAINTS) (maintainers)"
-	@echo "make lab        JupyterLab on the venv"
+	@echo "make lab        JupyterLab on your workspace/ (no solutions): PROFILE=smoke LAB_FLAGS=\"--no-browser\" SOLUTIONS=1"
 	@echo "make data       fetch and verify every dataset (COURSE_DATA_MIRROR=folder|URL to use a mirror)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources notebooks/*.py"
 	@echo "make bench      speed/memory benchmarks -> build/bench.json"
@@ -97,8 +98,11 @@ assignments: $(INSTRUCTOR)
 grade: $(INSTRUCTOR)
 	$(PY) -m course_lib.harness.classroom grade "$(SUBMISSIONS)" --lessons "$(LESSONS)" $(GRADE_FLAGS)
 
+# The learner's workspace (workspace/, ignored by git): each lesson without its solutions and hidden tests, never
+# overwritten once edited (course_lib/harness/workspace.py). SOLUTIONS=1: workspace-solutions/, answers included.
+# PROFILE becomes the kernels' COURSE_PROFILE; LAB_FLAGS go to jupyter lab (e.g. "--no-browser --ip 0.0.0.0").
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(PY) -m course_lib.harness.workspace --lab --profile "$(PROFILE)" $(if $(SOLUTIONS),--solutions) -- $(LAB_FLAGS)
 
 bench: $(STAMP)
 	$(PY) -m course_lib.harness.bench
