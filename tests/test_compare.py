@@ -68,7 +68,7 @@ def test_a_failing_required_claim_is_shown_and_fails_the_command(tmp_path, capsy
     (results / "01_x.json").write_text(json.dumps(mine))
     assert compare.main(["--results", str(results), "--reference", str(ref_path)]) == 1
     out = capsys.readouterr().out
-    assert "oracle" in out and "!! FAIL (required)" in out and "1 required claim(s) FAILED" in out
+    assert "!! 01_x  oracle" in out and "FAIL: FAIL (required)" in out and "1 required claim(s) FAILED" in out
     # all claims pass and numbers are inside: exit 0 even with --strict
     mine["claims"][1].update(passed=True, metrics={"gap": 0.0})
     (results / "01_x.json").write_text(json.dumps(mine))
@@ -131,3 +131,86 @@ def test_committed_references_cover_the_lessons(profile):
     if profile == "smoke":
         assert len(ref["runs"]) >= 2, "smoke ranges come from several seeded runs"
         assert lessons == every
+
+
+def _one(claim_passed=True, required=True, **metrics):
+    return _result(c=(claim_passed, required, "always", metrics))
+
+
+def test_an_error_size_is_judged_by_its_claim_not_by_the_seeds_range():
+    ref = compare.build_reference([(f"seed {i}", [_one(max_abs_error=1.192e-07, gap_sdpa=2.4e-07)]) for i in range(3)],
+                                  "smoke")
+    smaller = _verdicts(compare.compare([_one(max_abs_error=0.0, gap_sdpa=5.9e-08)], ref))
+    assert smaller["c", "max_abs_error"] == smaller["c", "gap_sdpa"] == compare.ERROR_OK
+    larger_but_passing = _verdicts(compare.compare([_one(max_abs_error=3e-06)], ref))
+    assert larger_but_passing["c", "max_abs_error"] == compare.ERROR_OK
+    failing = compare.compare([_one(False, True, max_abs_error=0.5)], ref)
+    assert _verdicts(failing)["c", "max_abs_error"] == compare.ERROR_FAILED
+    assert _verdicts(failing)["c", "(result)"] == compare.FAILED          # the claim's row carries the flag
+    assert not compare.is_flag(compare.ERROR_OK)
+    # a metric that only looks similar is still compared by range
+    ref = compare.build_reference([(f"s{i}", [_one(gain=v)]) for i, v in enumerate((1.0, 1.1))], "smoke")
+    assert _verdicts(compare.compare([_one(gain=2.0)], ref))["c", "gain"] == compare.OUTSIDE
+
+
+def test_a_ratio_of_speeds_is_machine_dependent_but_a_ratio_of_counts_is_compared():
+    ref = compare.build_reference([(f"s{i}", [_one(ratio=v, rnn_tokens_per_s=100.0 * v)]) for i, v in
+                                   enumerate((1.2, 1.3))], "smoke")
+    assert _verdicts(compare.compare([_one(ratio=3.0, rnn_tokens_per_s=9.0)], ref))["c", "ratio"] == compare.MACHINE
+    ref = compare.build_reference([(f"s{i}", [_one(ratio=v)]) for i, v in enumerate((1.2, 1.3))], "smoke")
+    assert _verdicts(compare.compare([_one(ratio=3.0)], ref))["c", "ratio"] == compare.OUTSIDE
+
+
+def test_a_chaotic_claim_is_shown_never_flagged(monkeypatch):
+    ref = compare.build_reference([(f"s{i}", [_one(final_loss=v)]) for i, v in enumerate((0.5, 0.6))], "smoke")
+    assert _verdicts(compare.compare([_one(final_loss=2.0)], ref))["c", "final_loss"] == compare.OUTSIDE
+    monkeypatch.setitem(compare.CHAOTIC, ("01_x", "c"), "a loss after a phase change")
+    rows = compare.compare([_one(final_loss=2.0)], ref)
+    assert _verdicts(rows)["c", "final_loss"] == compare.CHAOS
+    assert "2" in compare.table(rows) and compare.compact(rows).startswith("Nothing needs a look")
+
+
+def test_the_last_rounded_digit_is_not_a_difference():
+    ref = compare.build_reference([(f"s{i}", [_one(loss=3.368)]) for i in range(3)], "smoke")
+    assert _verdicts(compare.compare([_one(loss=3.369)], ref))["c", "loss"] == "ok"      # 1 unit in the 4th digit
+    assert _verdicts(compare.compare([_one(loss=3.375)], ref))["c", "loss"] == compare.OUTSIDE
+    wide = compare.build_reference([(f"s{i}", [_one(norm=v)]) for i, v in enumerate((1.141e5, 3.098e9))], "smoke")
+    assert _verdicts(compare.compare([_one(norm=1.021e4)], wide))["c", "norm"] == compare.OUTSIDE  # lo's digit only
+
+
+def test_default_output_is_compact_and_fits_80_columns(tmp_path, capsys):
+    ref = _reference(0.80, 0.84, 0.82)
+    ref_path = compare.write_reference(ref, tmp_path / "claims_smoke.json")
+    results = tmp_path / "results"
+    results.mkdir()
+    mine = _result(acc_claim=(True, False, "lesson", {"acc": 0.95, "bucket": {"short": 0.41}}),
+                   oracle=(True, True, "always", {"gap": 0.0}))
+    (results / "01_x.json").write_text(json.dumps(mine))
+    assert compare.main(["--results", str(results), "--reference", str(ref_path)]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "!! 01_x  acc_claim" in out and "acc = 0.95: OUTSIDE" in out
+    assert "bucket.short" not in out and "oracle" not in out                  # only what is off
+    assert compare.main(["--results", str(results), "--reference", str(ref_path), "--all"]) == 0
+    full = capsys.readouterr().out
+    assert "bucket.short" in full and "oracle" in full and "lesson  claim" in full
+
+
+def test_a_line_says_whether_this_cpu_is_the_references():
+    ref = compare.build_reference([("s0", [dict(_one(x=1.0), cpu="AMD EPYC, AVX2")])], "smoke")
+    assert ref["runs"][0]["cpu"] == ["AMD EPYC, AVX2"]
+    same = compare.cpu_line([dict(_one(), cpu="AMD EPYC, AVX2")], ref)
+    other = compare.cpu_line([dict(_one(), cpu="Apple M3, NEON")], ref)
+    assert same.startswith("Same CPU") and "differs" in other and "AVX2" in other and "NEON" in other
+    unknown = compare.cpu_line([dict(_one(), cpu="Apple M3, NEON")], _reference(0.8, 0.9))
+    assert "do not name theirs" in unknown
+    assert "older course_lib" in compare.cpu_line([_one()], ref)
+
+
+def test_results_name_their_cpu(tmp_path):
+    from course_lib.harness.claims import Claims
+
+    c = Claims("01_x", "smoke", results_dir=tmp_path)
+    c.check("works", True, required_at="always", x=1)
+    data = json.loads((tmp_path / "01_x.json").read_text())
+    assert data["cpu"] and isinstance(data["cpu"], str)

@@ -166,6 +166,19 @@ def autocast(device: torch.device, enabled: bool = True, cpu: bool = False):
     return contextlib.nullcontext()
 
 
+def cpu_name() -> str:
+    """The CPU's model and the SIMD path torch's kernels take on it ("AMD EPYC, AVX2"): two machines that
+    differ here round differently, so a long training run can end elsewhere (make compare says so)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    simd = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    return f"{model}, {simd}" if simd else model
+
+
 def describe(device: torch.device) -> str:
     """One line naming the device, for results files and the evidence table."""
     if device.type == "cuda":
