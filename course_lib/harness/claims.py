@@ -27,7 +27,7 @@ import torch
 
 from ..core import paths
 from ..core.checkpoints import atomic_write
-from ..core.runtime import PROFILES, check_profile
+from ..core.runtime import PROFILES, check_profile, cpu_name
 
 _REQUIRED = {"always": PROFILES, "lesson": ("lesson", "gpu"), "gpu": ("gpu",), "never": ()}
 
@@ -76,7 +76,9 @@ class Claims:
         self.records: list[dict] = []
         self._write()
 
-    def check(self, name: str, passed: bool, required_at: str = "lesson", **metrics: Any) -> bool:
+    def check(self, name: str, passed: bool, required_at: str = "lesson", **metrics: Any) -> None:
+        """Record the claim and print one line; raise ClaimFailed if it must hold here and does not. Returns
+        nothing, so a notebook cell that ends with a check echoes no bare True/False under its printed line."""
         if required_at not in _REQUIRED:
             raise ValueError(f"required_at={required_at!r}: expected one of {sorted(_REQUIRED)}")
         clocked = clock_metrics(metrics)
@@ -95,7 +97,6 @@ class Claims:
         print(f"[claim] {name}: {mark}  {shown}")
         if required and not passed:
             raise ClaimFailed(f"claim {name!r} failed at profile {self.profile!r}: {shown}")
-        return passed
 
     def _write(self) -> None:
         data = {
@@ -103,6 +104,7 @@ class Claims:
             "profile": self.profile,
             "device": self.device,
             "torch": torch.__version__,
+            "cpu": cpu_name(),
             "seconds": round(time.perf_counter() - self.started, 1),
             "claims": self.records,
         }
