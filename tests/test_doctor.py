@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from course_lib.core import data
-from course_lib.harness import doctor
+from course_lib.harness import doctor, estimate
 
 
 def _registry(content: bytes) -> dict:
@@ -41,8 +41,15 @@ def test_corrupt_dataset_is_reported_with_its_path_and_the_advice(data_dir):
 
 def test_missing_dataset_says_make_data_and_downloads_nothing(data_dir):
     [finding] = doctor.check_datasets(_registry(b"anything"))
-    assert finding.status == "warn" and "missing" in finding.what and "make data" in finding.advice
+    assert finding.status == "warn" and "1 file missing" in finding.what and "make data" in finding.what
     assert not (data_dir / "toy").exists()                  # nothing fetched, no folder made
+
+
+def test_many_missing_files_are_one_line(data_dir):
+    files = tuple(data.RemoteFile(f"f{i}.txt", "0" * 64, 1, ("https://invalid/f",)) for i in range(25))
+    findings = doctor.check_datasets({"toy": data.Dataset("toy", files, license="test", source="test")})
+    assert [f.what.split(" (")[0] for f in findings] == ["25 files missing"]
+    assert findings[0].what.endswith("\u2192 make data") and "toy/f0.txt" in findings[0].what
 
 
 def test_missing_dataset_names_a_mirror_that_has_it(data_dir, tmp_path, monkeypatch):
@@ -51,30 +58,64 @@ def test_missing_dataset_names_a_mirror_that_has_it(data_dir, tmp_path, monkeypa
     (mirror / "toy" / "words.txt").write_bytes(b"anything")
     monkeypatch.setenv(data.MIRROR_ENV, str(mirror))
     [finding] = doctor.check_datasets(_registry(b"anything"))
-    assert finding.status == "warn" and str(mirror / "toy" / "words.txt") in finding.advice
+    assert finding.status == "warn" and data.MIRROR_ENV in finding.advice and "1 of 1 found there" in finding.advice
+
+
+REF = {"profile": "lesson", "machine": {"matmul_gflops": 200.0, "threads": 2, "cores": 2, "source": "test"},
+       "lessons": {"01_x": {"seconds": 120, "note": "quiet"}, "02_y": {"seconds": None, "note": ""}}}
 
 
 def test_estimate_scales_inversely_with_measured_speed():
-    ref = {"machine": {"matmul_gflops": 100.0, "source": "test"},
-           "lessons": {"01_x": {"seconds": 120, "source": "t"}, "02_y": {"seconds": None, "source": "none"}}}
-    same = {r["lesson"]: r["minutes"] for r in doctor.estimate_minutes(100e9, ref)}
-    twice = {r["lesson"]: r["minutes"] for r in doctor.estimate_minutes(200e9, ref)}
-    half = {r["lesson"]: r["minutes"] for r in doctor.estimate_minutes(50e9, ref)}
+    per_core = 100e9                                       # the reference's 200 GFLOP/s over 2 threads
+    same = {r["lesson"]: r["minutes"] for r in estimate.estimate_minutes(per_core, REF)}
+    twice = {r["lesson"]: r["minutes"] for r in estimate.estimate_minutes(2 * per_core, REF)}
+    half = {r["lesson"]: r["minutes"] for r in estimate.estimate_minutes(per_core / 2, REF)}
     assert same["01_x"] == pytest.approx(2.0)              # 120 s on a machine as fast as the reference
     assert twice["01_x"] == pytest.approx(1.0) and half["01_x"] == pytest.approx(4.0)
     assert same["02_y"] is None                            # no reference run: no invented figure
-    assert "no reference" in "\n".join(doctor.estimate_lines(100e9, ref))
+    assert "no reference" in "\n".join(estimate.estimate_lines(per_core, REF))
 
 
-def test_committed_reference_names_every_lesson_and_its_source():
+def test_a_busy_machine_scales_the_estimate_and_says_so():
+    quiet = estimate.estimate_minutes(100e9, REF, cores=2, load=0.0)[0]["minutes"]
+    busy = estimate.estimate_minutes(100e9, REF, cores=2, load=5.0)[0]["minutes"]
+    assert busy == pytest.approx(quiet * 3.5)              # 2 cores shared with 5 runnable jobs: 2x2/7 of them
+    assert estimate.estimate_minutes(100e9, REF, cores=16, load=0.0)[0]["minutes"] == pytest.approx(quiet)
+    assert "busy" in "\n".join(estimate.estimate_lines(100e9, REF, cores=2, load=3.0))
+    assert "quiet" in "\n".join(estimate.estimate_lines(100e9, REF, cores=2, load=0.1))
+    with pytest.raises(ValueError, match="load"):
+        estimate.cores_for_a_lesson(2, -1.0, 2)
+
+
+def test_doctor_reads_the_load_average(monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Finding("python", "ok", "Python")])
+    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert doctor.main(["--gflops", "79.8"]) == 0
+    assert "The machine is busy: load average 6.0" in capsys.readouterr().out
+
+
+def test_committed_reference_names_every_lesson():
     from course_lib.harness import runner
 
-    ref = doctor.load_reference()
-    assert ref["machine"]["matmul_gflops"] > 0 and ref["machine"]["source"]
+    ref = estimate.load_reference()
+    assert ref["machine"]["matmul_gflops"] > 0 and ref["machine"]["source"] and ref["source"]
     assert set(ref["lessons"]) == {p.stem for p in runner.discover()}
     for lesson, entry in ref["lessons"].items():
-        assert entry["source"], lesson
-        assert entry["seconds"] is None or entry["seconds"] > 0
+        assert entry["seconds"] is None or entry["seconds"] > 0, lesson
+
+
+def test_the_readme_table_of_seconds_is_rendered_from_the_reference():
+    """One source: the doctor's reference seconds and the README's (or the evidence page's) table agree."""
+    from course_lib.core import paths
+
+    table = estimate.seconds_table()
+    pages = [*sorted(paths.ROOT.glob("*.md")), *sorted((paths.ROOT / "docs").rglob("*.md"))]
+    holding = [p for p in pages if p.exists() and "| notebook | profile | seconds |" in p.read_text(encoding="utf-8")]
+    assert holding, "no page carries the table of seconds"
+    for page in holding:
+        assert table in page.read_text(encoding="utf-8"), \
+            f"{page.name}: its table of seconds differs from {estimate.REFERENCE.name}; paste " \
+            "`python -m course_lib.harness.estimate --table` (or change the JSON)"
 
 
 def _kernelspec(folder, argv0):

