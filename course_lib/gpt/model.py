@@ -210,8 +210,9 @@ class GPT(nn.Module):
         return KVCache(self.cfg, batch, p.device, p.dtype)
 
     def num_params(self, non_embedding: bool = True) -> int:
-        """Parameter count. Non-embedding (the default, as in scaling-law papers) leaves out the position
-        table; the token table is still counted once because it doubles as the output layer."""
+        """Parameter count. `non_embedding` (the default) leaves out the position table only; the token table
+        is still counted once because it doubles as the output layer (nanoGPT's convention; Kaplan et al.'s N
+        leaves out both tables)."""
         n = count_parameters(self)
         return n - self.wpe.weight.numel() if non_embedding else n
 
