@@ -1,6 +1,6 @@
 """Diagrams drawn by code, so they render offline (JupyterLab, the book, a code host's viewer) and stay in sync
 with the lesson: boxes joined by arrows (a pipeline or a loop) and rows of tokens joined by arrows (what attends
-to what, what is cached, what is predicted).
+to what, what is cached, what is predicted), and a loop of boxes around a circle (a training loop).
 
     diagrams.flow(["prompt", "K samples", "program checks", "advantage", "update"], loop=True, title="GRPO")
     diagrams.token_rows([list("ab c"), list("bc d")], arrows=[((0, 0), (1, 0), "predicts")], row_names=["in", "out"])
@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from .plots import _finish
@@ -124,4 +125,30 @@ def token_rows(rows: Sequence[Sequence[str]], arrows: Sequence[tuple] = (), row_
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=11)
+    return _finish(fig, show)
+
+
+def cycle_diagram(steps: Sequence[tuple[str, str]], title: str = "", centre: str = "", show: bool = True):
+    """A loop of boxes joined by arrows, clockwise from the top: each step is (name, a short note under it).
+    For training loops (lesson 11's prompts -> samples -> checker -> advantages -> update)."""
+    n = len(steps)
+    if n < 2:
+        raise ValueError(f"steps: expected at least 2 (name, note) pairs for a loop, got {n}")
+    fig, ax = plt.subplots(figsize=(9, 5.4))
+    angles = np.pi / 2 - 2 * np.pi * np.arange(n) / n
+    xs, ys = 1.35 * np.cos(angles), np.sin(angles)
+    for i, ((name, note), x, y) in enumerate(zip(steps, xs, ys)):
+        ax.text(x, y, f"{name}\n", ha="center", va="center", fontsize=10, weight="bold",
+                bbox=dict(boxstyle="round,pad=0.5", fc=f"C{i % 10}", alpha=0.18, ec=f"C{i % 10}"))
+        ax.text(x, y - 0.08, note, ha="center", va="center", fontsize=8, color="0.25")
+        j = (i + 1) % n
+        start, end = np.array([x, y]), np.array([xs[j], ys[j]])
+        ax.annotate("", xy=start + 0.72 * (end - start), xytext=start + 0.28 * (end - start),
+                    arrowprops=dict(arrowstyle="-|>", lw=1.6, color="0.3", connectionstyle="arc3,rad=-0.15"))
+    if centre:
+        ax.text(0, 0, centre, ha="center", va="center", fontsize=9, style="italic", color="0.35")
+    ax.set_xlim(-2.0, 2.0)
+    ax.set_ylim(-1.35, 1.35)
+    ax.axis("off")
+    ax.set_title(title)
     return _finish(fig, show)
