@@ -262,18 +262,6 @@ def test_find_exercises_refuses_malformed_notebooks(cells, message):
         classroom.find_exercises(_nb(*cells))
 
 
-def test_collect_submissions_reads_both_layouts(tmp_path):
-    (tmp_path / "alice").mkdir()
-    nbformat.write(_nb(), tmp_path / "alice" / "01_rnn.ipynb")
-    (tmp_path / "bob" / "01_rnn").mkdir(parents=True)
-    nbformat.write(_nb(), tmp_path / "bob" / "01_rnn" / "01_rnn.ipynb")
-    nbformat.write(_nb(), tmp_path / "bob" / "stray.ipynb")
-    found = classroom.collect_submissions(tmp_path, ["01_rnn", "02_lstm"])
-    assert sorted(found) == [("alice", "01_rnn"), ("bob", "01_rnn")]
-    with pytest.raises(ValueError, match="no submissions found"):
-        classroom.collect_submissions(tmp_path, ["02_lstm"])
-
-
 def test_tools_say_how_to_get_nbgrader(monkeypatch, tmp_path):
     monkeypatch.setattr(classroom.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="instructor"):

@@ -6,11 +6,20 @@ and the grader's environment, a fork bomb, a memory hog, infinite loops that ign
 one spinning), a network call, and a slow cell that nbgrader interrupts; plus submissions that are not
 notebooks. Each attack must fail, leave no trace
 outside its sandbox, be named in the report, and leave the honest student's full marks alone. The limits are
-small (1 GB, 8 CPU s, 64 processes, 30 s a notebook) so that the whole grading takes about a minute.
+small (1 GB, 8 CPU s, 64 processes, 45 s a notebook) so that the whole grading takes about a minute.
+
+The class folder is hostile too: student folders named `*` (nbgrader takes a student id as a pattern: that
+submission would be graded in place of everyone's), `--help` and one with a newline; a case-changed file name,
+a copy (`01_tiny (1).ipynb`), an empty folder, a FIFO, and a second lesson released but not handed in: each
+gets its row. Submissions that inject scripts into their feedback, print 1 GB, write thousands of files or fill
+the disk are contained; the feedback runs nothing in headless Chromium; and two gradings at once keep out of
+each other's way.
 """
 import csv
 import json
 import os
+import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -31,9 +40,13 @@ TAG = uuid.uuid4().hex[:12]
 HIDDEN_MARKER = f"hidden-test-{TAG}"      # only in the hidden tests
 HONEST_MARKER = f"honest-work-{TAG}"      # only in the honest student's solution
 SECRET = f"grader-secret-{TAG}"           # only in the grader's environment
-LIMITS = Limits(wall_seconds=30, cpu_seconds=8, memory_gb=1, processes=64)
+LESSON2 = "02_tiny"                       # released, handed in by nobody
+LIMITS = Limits(wall_seconds=45, cpu_seconds=8, memory_gb=1, processes=64, disk_gb=0.2, files=2000, output_mb=5)
+PWNED_JS = "window.__pwned = (window.__pwned || []).concat"   # what each injected script would call
 CELL_TIMEOUT = 12  # seconds per cell, nbgrader's own limit (interrupts the cell, then goes on)
 HOST_TMP_FILE = Path("/tmp") / f"written-by-a-submission-{TAG}"
+UNSAFE_NAMES = ("*", "--help", "new\nline")
+MISNAMED = {"case_changed": "01_TINY.ipynb", "a_copy": f"{LESSON} (1).ipynb"}
 
 
 def _solution(grade_id, body):
@@ -141,6 +154,18 @@ def hostile_code(course: Path, submissions: Path, port: int) -> dict[str, str]:
                            "while True:\n"
                            "    pass\n"),
         "slow_cell": "import time\ntime.sleep(10**6)  # a cell nbgrader must interrupt (SIGINT) after its timeout\n",
+        "inject_scripts": ("from IPython.display import HTML, Javascript, display\n"
+                           f"display(Javascript('{PWNED_JS}([\"js output\"])'))\n"
+                           f"display(HTML('<script>{PWNED_JS}([\"html script\"])</script>"
+                           f"<img src=x onerror=\\'{PWNED_JS}([\"onerror\"])\\'>'))\n"
+                           "def double(x):\n    return 2 * x\n"),
+        "print_1gb": "for _ in range(1024):\n    print('x' * (2**20 - 1))\n",
+        "many_files": ("import os\nos.makedirs('junk', exist_ok=True)\n"
+                       "for _i in range(10**6):\n    open(f'junk/{_i}', 'w').close()\n"),
+        "fill_disk": ("_chunk = b'x' * (50 * 2**20)\n"
+                      "for _i in range(40):\n"
+                      "    with open(f'big{_i}', 'wb') as _f:\n"
+                      "        _f.write(_chunk)\n"),
         "network": "import socket\n" + _probe(
             [("127.0.0.1", port), ("example.com", 80), ("1.1.1.1", 53)],
             "socket.create_connection(_path, timeout=5).sendall(b'pwned')"),
@@ -184,7 +209,7 @@ def _sandbox_uids_running() -> list[int]:
             uid = int(next(line for line in status.read_text().splitlines() if line.startswith("Uid:")).split()[1])
         except (OSError, StopIteration, ValueError):
             continue
-        if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 1000:
+        if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_BLOCKS * sandbox.UID_BLOCK:
             found.append(uid)
     return found
 
@@ -213,37 +238,50 @@ def graded(tmp_path_factory):
     notebooks, build, submissions = tmp / "notebooks", tmp / "build", tmp / "submissions"
     notebooks.mkdir()
     nbformat.write(tiny_lesson(), notebooks / f"{LESSON}.ipynb")
+    nbformat.write(tiny_lesson(), notebooks / f"{LESSON2}.ipynb")
     listener = Listener()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(paths, "NOTEBOOKS", notebooks)      # the lessons are read from here
         mp.setenv("COURSE_GRADER_TOKEN", SECRET)      # a secret in the grader's environment
-        release = classroom.generate_assignments([LESSON[:2]], build)[0]
+        release = classroom.generate_assignments([LESSON[:2], LESSON2[:2]], build)[0]
         course = build / "nbgrader"
         hidden_before = (course / "source" / LESSON / f"{LESSON}.ipynb").read_bytes()
         release_before = (course / "release" / LESSON / f"{LESSON}.ipynb").read_bytes()
 
         honest = tiny_lesson()
         honest.cells[3].source = honest.cells[3].source.replace("return 2 * x", f"return 2 * x  # {HONEST_MARKER}")
-        students = {"honest": honest}
+        students = {"honest": honest, "honest2": tiny_lesson()}
         for student, code in hostile_code(course, submissions, listener.port).items():
             nb = nbformat.read(release, as_version=4)
             nb.cells[3].source = code
             students[student] = nb
+        students["inject_scripts"].cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"Math: $x^2 + 1$ <script>{PWNED_JS}(['markdown script'])</script>"
+            f"<img src=x onerror=\"{PWNED_JS}(['markdown onerror'])\"> <a href=\"javascript:{PWNED_JS}(['link'])\">a</a>"))
+        for name in UNSAFE_NAMES:                   # each would be graded, were it safe to name to nbgrader
+            students[name] = nbformat.read(release, as_version=4)
         for student, nb in students.items():
             (submissions / student).mkdir(parents=True)
             nbformat.write(nb, submissions / student / f"{LESSON}.ipynb")
+        for student, name in MISNAMED.items():
+            (submissions / student).mkdir()
+            nbformat.write(tiny_lesson(), submissions / student / name)
+        (submissions / "empty").mkdir()
+        (submissions / "fifo").mkdir()
+        os.mkfifo(submissions / "fifo" / f"{LESSON}.ipynb")
         (submissions / "bad_json").mkdir()
         (submissions / "bad_json" / f"{LESSON}.ipynb").write_text('{"cells": [', encoding="utf-8")
         (submissions / "symlink").mkdir()
         (submissions / "symlink" / f"{LESSON}.ipynb").symlink_to(course / "source" / LESSON / f"{LESSON}.ipynb")
 
         start = time.perf_counter()
-        result = classroom.grade(submissions, [LESSON[:2]], build, timeout=CELL_TIMEOUT, jobs=3,
-                                 limits=LIMITS)
+        result = classroom.grade(submissions, [LESSON[:2], LESSON2[:2]], build, timeout=CELL_TIMEOUT, jobs=3,
+                                 limits=LIMITS, hide_hidden_tests=True)
         seconds = time.perf_counter() - start
     listener.close()
     print(f"graded {len(result.outcomes)} submissions in {seconds:.0f} s")
-    yield {"result": result, "outcomes": {o.student: o for o in result.outcomes}, "course": course,
+    yield {"result": result, "outcomes": {o.student: o for o in result.outcomes if o.lesson == LESSON},
+           "all_outcomes": result.outcomes, "course": course,
            "build": build, "submissions": submissions, "listener": listener, "seconds": seconds,
            "hidden_before": hidden_before, "release_before": release_before}
     HOST_TMP_FILE.unlink(missing_ok=True)
@@ -289,9 +327,8 @@ def test_writing_outside_its_folder_leaves_no_trace(graded):
         assert not path.exists(), f"a submission wrote {path}"
     assert (course / "release" / LESSON / f"{LESSON}.ipynb").read_bytes() == graded["release_before"]
     assert (course / "source" / LESSON / f"{LESSON}.ipynb").read_bytes() == graded["hidden_before"]
-    # its /tmp is private: the write "succeeded" there, inside its own sandbox folder
-    private_tmp = classroom.sandbox_dir(course, "write_outside", LESSON) / "tmp" / HOST_TMP_FILE.name
-    assert private_tmp.read_text() == "pwned"
+    # its /tmp was private: the write "succeeded" there, inside its own sandbox folder, removed after grading
+    assert not classroom.sandbox_dir(course, "write_outside", LESSON).exists()
 
 
 def test_another_students_work_and_the_graders_environment_are_out_of_reach(graded):
@@ -353,7 +390,7 @@ def test_submissions_that_are_not_notebooks_are_not_gradable(graded):
 
 def test_grades_csv_names_every_misbehaving_submission(graded):
     with open(graded["build"] / "grades.csv", newline="", encoding="utf-8") as f:
-        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+        rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == LESSON}
     assert set(rows) == set(graded["outcomes"])
     for student, outcome in graded["outcomes"].items():
         assert rows[student]["status"] == outcome.status
@@ -362,7 +399,7 @@ def test_grades_csv_names_every_misbehaving_submission(graded):
             assert rows[student]["score"] == "", f"{student} was not graded but shows a score"
     assert float(rows["honest"]["score"]) == 3.0 and rows["honest"]["notes"] == ""
     assert rows["bad_json"]["max_score"] == "3.0"
-    assert [s for s, o in graded["outcomes"].items() if o.notes == () and o.graded] == ["honest"]
+    assert sorted(s for s, o in graded["outcomes"].items() if o.notes == () and o.graded) == ["honest", "honest2"]
 
 
 def test_no_feedback_from_a_notebook_that_did_not_run_through(graded):
@@ -398,5 +435,110 @@ def test_not_a_notebook_says_why(tmp_path, content, why):
 
 
 def test_limits_name_the_bad_argument():
-    with pytest.raises(ValueError, match=r"Limits.memory_gb=0: expected a number > 0"):
+    with pytest.raises(ValueError, match=r"Limits.memory_gb=0: expected a finite number > 0"):
         Limits(memory_gb=0)
+    for bad in (float("inf"), float("nan"), -1):
+        with pytest.raises(ValueError, match=r"Limits.memory_gb=.*: expected a finite number > 0"):
+            Limits(memory_gb=bad)
+
+
+@pytest.mark.parametrize("flag", ["--memory-gb=inf", "--memory-gb=-1", "--disk-gb=nan", "--max-files=0"])
+def test_bad_limits_on_the_command_line_are_clear_errors(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        classroom.main(["grade", str(tmp_path), flag])
+    assert exit_.value.code == 2
+    assert "expected a finite number > 0" in capsys.readouterr().err
+
+
+# ---- the class folder, the grader's own resources, the feedback ----
+
+def test_unsafe_folder_names_get_a_row_and_never_reach_nbgrader(graded):
+    for name in UNSAFE_NAMES:
+        outcome = graded["outcomes"][ascii(name)]
+        assert outcome.status.startswith(f"not gradable: the folder name {ascii(name)} is not a student id"), outcome
+        assert _marks(graded, ascii(name)) == {} and _marks(graded, name) == {}
+    # a `*` handed to nbgrader would have re-graded everyone inside its sandbox
+    assert _marks(graded, "honest") == {"ex1_tests": 2.0, "ex2_tests": 1.0}
+    assert _marks(graded, "honest2") == {"ex1_tests": 2.0, "ex2_tests": 1.0}
+    assert not (graded["course"] / "autograded" / "*").exists()
+
+
+def test_every_entry_of_the_class_folder_has_a_row(graded):
+    outcomes = graded["outcomes"]
+    assert outcomes["case_changed"].status == \
+        f"not gradable: found 01_TINY.ipynb; expected exactly {LESSON}.ipynb (rename it)"
+    assert outcomes["a_copy"].status == \
+        f"not gradable: found {LESSON} (1).ipynb; expected exactly {LESSON}.ipynb (rename it)"
+    assert outcomes["empty"].status == "not submitted"
+    assert outcomes["fifo"].status == "not gradable: a FIFO, not a notebook file"
+    entries = {ascii(p.name) if p.name in UNSAFE_NAMES else p.name for p in graded["submissions"].iterdir()}
+    assert entries == set(outcomes)
+
+
+def test_a_lesson_nobody_handed_in_is_not_submitted_without_a_score(graded):
+    second = [o for o in graded["all_outcomes"] if o.lesson == LESSON2]
+    assert second and all(o.status in ("not submitted",) or o.status.startswith("not gradable: the folder name")
+                          for o in second), second
+    with open(graded["build"] / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["assignment"] == LESSON2]
+    assert rows and all(r["score"] == "" and (r["status"] == "not submitted" or
+                                              r["status"].startswith("not gradable:")) for r in rows), rows
+
+
+def test_a_submission_printing_1gb_is_cut_and_noted(graded):
+    outcome = graded["outcomes"]["print_1gb"]
+    assert any("output truncated" in n for n in outcome.notes + (outcome.status,)), outcome
+    executed = graded["course"] / "autograded" / "print_1gb" / LESSON / f"{LESSON}.ipynb"
+    if outcome.graded:
+        assert executed.stat().st_size < 2 * LIMITS.output_mb * 2**20
+
+
+def test_files_and_bytes_are_capped_while_it_runs_and_sandboxes_are_removed(graded):
+    assert graded["outcomes"]["many_files"].status == f"not graded: made more than {LIMITS.files} files (stopped)"
+    assert graded["outcomes"]["fill_disk"].status == f"not graded: wrote more than {LIMITS.disk_gb:g} GB (stopped)"
+    left = graded["course"] / "sandbox" / LESSON
+    assert not left.exists() or list(left.iterdir()) == []
+
+
+def test_feedback_leaves_the_hidden_tests_out_and_carries_no_script(graded):
+    pages = sorted((graded["build"] / "feedback").glob(f"*/{LESSON}.html"))
+    assert len(pages) >= 2
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert HIDDEN_MARKER not in html and "BEGIN HIDDEN TESTS" not in html, page
+        head = html[html.lower().index("<head"):]
+        assert head[head.index(">") + 1:].startswith('<meta http-equiv="Content-Security-Policy"'), page
+        nonce = re.search(r"'nonce-([^']+)'", html).group(1)
+        scripts = re.findall(r"<script\b[^>]*>", html, re.IGNORECASE)
+        assert scripts and all(f'nonce="{nonce}"' in tag for tag in scripts), scripts
+    injected = (graded["build"] / "feedback" / "inject_scripts" / f"{LESSON}.html").read_text(encoding="utf-8")
+    # the injected code is shown as text (the listing of its cell), never as an element or an attribute
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", injected, re.IGNORECASE)
+    assert not re.search(r"href\s*=\s*[\"']?\s*javascript:", injected, re.IGNORECASE)
+    assert (graded["build"] / "feedback" / "mathjax").is_dir()
+
+
+def test_feedback_runs_nothing_in_chromium(graded):
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not chromium:
+        pytest.skip("no chromium (make test-browser installs Debian's)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    page_file = graded["build"] / "feedback" / "inject_scripts" / f"{LESSON}.html"
+    # the same page without the policy and the sanitizer would run the scripts: the control
+    control = graded["build"] / "feedback" / "control.html"
+    control.write_text(f"<html><head></head><body><script>{PWNED_JS}(['control'])</script></body></html>")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(control.as_uri())
+            assert page.evaluate("window.__pwned") == ["control"]
+            page.goto(page_file.as_uri())
+            page.wait_for_selector("mjx-container", timeout=60_000)   # the local MathJax ran (its nonce)
+            page.mouse.move(10, 10)
+            for img in page.query_selector_all("img"):
+                img.hover()
+            page.wait_for_timeout(1000)
+            assert page.evaluate("window.__pwned === undefined"), page.evaluate("window.__pwned")
+        finally:
+            browser.close()

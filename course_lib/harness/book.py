@@ -107,6 +107,18 @@ def inject_anchors(nb: nbformat.NotebookNode, lesson: str, claims: list[str]) ->
 
 # --------------------------------------------------------------------------------------------- text helpers
 
+TEST_MARKER = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[ \t]*(\n|$)", re.MULTILINE)
+
+
+def strip_test_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The book's copy without the `# NBVAL_CHECK_OUTPUT` lines: they tell nbval which outputs to compare,
+    and mean nothing to a reader."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = TEST_MARKER.sub("", cell.source)
+    return nb
+
+
 def _md_escape(text: str) -> str:
     """Plain text inside a MyST table cell: backslash-escape what markdown (and dollar math) would interpret."""
     return re.sub(r"([\\`*_\[\]<>|$#~{}])", r"\\\1", str(text))
@@ -263,17 +275,24 @@ def mathjax_dir() -> Path:
     return folder
 
 
+def copy_mathjax(folder: Path) -> Path:
+    """MathJax's entry point and the folders it loads at run time into `folder` (the book's assets, the grader's
+    feedback); returns the entry point's path."""
+    source = mathjax_dir()
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, folder / part, dirs_exist_ok=True)
+        else:
+            paths.copy_if_changed(source / part, folder / part)
+    return folder / MATHJAX_ENTRY
+
+
 def copy_assets(assets: Path) -> None:
     """plotly.js and MathJax into the site, so that no page needs the network."""
     from ..core.interactive import copy_plotly_js
 
     copy_plotly_js(assets)
-    source = mathjax_dir()
-    for part in MATHJAX_PARTS:
-        if (source / part).is_dir():
-            shutil.copytree(source / part, assets / "mathjax" / part, dirs_exist_ok=True)
-        else:
-            paths.copy_if_changed(source / part, assets / "mathjax" / part)
+    copy_mathjax(assets / "mathjax")
     (assets / "course-book.css").write_text(
         "/* the interactive figures' fallback text shows only where plotly.js did not load */\n"
         ".js-plotly-plot .course-plotly-missing { display: none; }\n", encoding="utf-8")
@@ -347,7 +366,7 @@ def assemble(src: Path, executed: Path, results_dir: Path, readme: Path, dataset
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         copy, anchors[path.stem] = inject_anchors(nb, path.stem, claims_by_lesson.get(path.stem, []))
-        nbformat.write(copy, src / path.name)
+        nbformat.write(strip_test_markers(copy), src / path.name)
     lessons = [p.stem for p in notebooks]
     missing = [f"{a.lesson}: {c} (no cell contains claims.check(\"{c}\")" for a in anchors.values()
                for c in a.missing]

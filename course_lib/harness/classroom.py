@@ -16,15 +16,19 @@ Everything lands under build/ (`paths.build_dir()`):
     feedback/<student>/NN_name.html  what to send back to each student
 
 A submissions folder holds one folder per student with the notebooks named as handed out
-(`submissions/alice/01_rnn.ipynb`; nbgrader's own `alice/01_rnn/01_rnn.ipynb` works too). Grading executes
+(`submissions/alice/01_rnn.ipynb`; nbgrader's own `alice/01_rnn/01_rnn.ipynb` works too); every other entry
+gets a row of its own (course_lib.harness.class_folder: unsafe folder names, misnamed copies, files that are
+not notebooks, lessons not handed in). Grading executes
 every submission top to bottom at the `smoke` profile unless told otherwise: the exercises do not depend on
 how long the lesson trains, and 30 students x 8 lessons at `lesson` would take days.
 
 Submissions are untrusted code. nbgrader itself runs here, but each submission's kernel runs in a sandbox of
 its own (course_lib.harness.sandbox: bubblewrap; no network, no course directory, its own uid and resource
-limits), and a wall clock stops the whole notebook. grades.csv says, per submission, "graded", "not graded:
-<why>" (out of time, the kernel died) or "not gradable: <why>" (not a notebook), with the errors its cells
-raised. Grading refuses to run without a sandbox unless told `--unsafe-no-sandbox`.
+limits), and a wall clock stops the whole notebook; nbgrader's own memory, the output it keeps and the
+sandbox's disk use are bounded too. grades.csv says, per submission, "graded", "not graded: <why>" (out of
+time, the kernel died, too many files), "not gradable: <why>" (not a notebook, misnamed) or "not submitted",
+with the errors its cells raised. Feedback pages run nothing the student wrote (course_lib.harness.feedback).
+Grading refuses to run without a sandbox unless told `--unsafe-no-sandbox`.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,7 +50,8 @@ from pathlib import Path
 import nbformat
 
 from ..core import paths
-from . import runner, sandbox
+from . import class_folder, feedback as pages, runner, sandbox
+from .class_folder import NOT_SUBMITTED, check_student
 from .sandbox import Limits
 from ..core.runtime import PROFILES, check_profile
 
@@ -63,6 +69,16 @@ c.Execute.timeout = {timeout}
 # late (default 4 s): both happen on a busy machine, so allow more.
 c.Execute.startup_timeout = 300
 c.Execute.iopub_timeout = 60
+# What a submission prints is capped (CappedExecute); the feedback's HTML is sanitized, and the hidden tests are
+# left out of it when asked (HideHiddenTests, off unless --HideHiddenTests.enabled=True).
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput,
+                                    SaveAutoGrades)
+from course_lib.harness.nbgrader_plugins import CappedExecute, HideHiddenTests
+c.Autograde.autograde_preprocessors = [CappedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
+c.HTMLExporter.sanitize_html = True
 """
 
 
@@ -88,8 +104,8 @@ class Mark:
 @dataclass(frozen=True)
 class Outcome:
     """How grading one submission went: `status` is "graded", "not graded: <why>" (it ran out of time, its
-    kernel died) or "not gradable: <why>" (not a notebook); `notes` are what went wrong while it ran (the cells
-    that raised, how the kernel ended)."""
+    kernel died), "not gradable: <why>" (not a notebook, a misnamed file, an unsafe folder name) or "not
+    submitted"; `notes` are what went wrong while it ran (the cells that raised, how the kernel ended)."""
     student: str
     lesson: str
     status: str
@@ -168,13 +184,33 @@ def course_directory(build: Path | None = None, timeout: int = 600) -> Path:
     return course
 
 
+class Stopped(Exception):
+    """nbgrader was killed, with everything it started, before it finished; the message says why."""
+
+
+_LIVE: set[subprocess.Popen] = set()   # the nbgrader processes running now, killed if the grading is interrupted
+_LIVE_LOCK = threading.Lock()
+_INTERRUPTED = threading.Event()       # set by _kill_live_nbgraders: an nbgrader started after it is killed at once
+
+
+def _kill_live_nbgraders() -> None:
+    with _LIVE_LOCK:
+        _INTERRUPTED.set()
+        for proc in list(_LIVE):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)   # the sandboxed kernel follows: bwrap --die-with-parent
+            except ProcessLookupError:
+                pass
+
+
 def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None, wall_seconds: float | None = None,
-              memory_gb: float | None = None) -> subprocess.CompletedProcess:
+              memory_gb: float | None = None, watch=None) -> subprocess.CompletedProcess:
     """Run one nbgrader command in the course directory (so it reads our nbgrader_config.py).
 
-    With `wall_seconds`, raises subprocess.TimeoutExpired after killing nbgrader and everything it started.
-    With `memory_gb`, nbgrader's own memory is capped too: it keeps a kernel's outputs in memory, and a
-    submission that prints without end must not exhaust the grader's machine.
+    With `memory_gb`, nbgrader's own memory is capped: it keeps a kernel's outputs in memory, and a submission
+    that prints without end must not exhaust the grader's machine. `watch()`, called every WATCH_SECONDS, returns
+    None or why to stop; then, or past `wall_seconds`, nbgrader and everything it started are killed and
+    Stopped says why.
     """
     if importlib.util.find_spec("nbgrader") is None:
         raise RuntimeError("nbgrader is not installed: the classroom tools need the instructor extra "
@@ -183,21 +219,70 @@ def _nbgrader(args: list[str], course: Path, env: dict[str, str] | None = None, 
     # nbgrader runs the `alembic` script from PATH to open its gradebook: put this venv's scripts first,
     # so that it works without an activated venv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    # A session of its own, so that a wall-clock kill reaches nbgrader's whole process group.
+    # A session of its own, so that a kill reaches nbgrader's whole process group.
     proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    if memory_gb:
-        # Set from outside (preexec_fn is unsafe beside threads); nbgrader takes seconds to start a kernel,
-        # long before any output could pile up.
-        limit = int(memory_gb * sandbox.GB)
-        resource.prlimit(proc.pid, resource.RLIMIT_DATA, (limit, limit))
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+        if _INTERRUPTED.is_set():
+            os.killpg(proc.pid, signal.SIGKILL)
     try:
-        stdout, stderr = proc.communicate(timeout=wall_seconds)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the sandboxed kernel follows: bwrap --die-with-parent
-        proc.communicate()
-        raise
+        if memory_gb:
+            # Set from outside (preexec_fn is unsafe beside threads); nbgrader takes seconds to start a kernel,
+            # long before any output could pile up.
+            limit = int(memory_gb * sandbox.GB)
+            resource.prlimit(proc.pid, resource.RLIMIT_DATA, (limit, limit))
+        began, why = time.monotonic(), None
+        while True:
+            left = None if wall_seconds is None else wall_seconds - (time.monotonic() - began)
+            step = WATCH_SECONDS if left is None else max(0.0, min(WATCH_SECONDS, left))
+            try:
+                stdout, stderr = proc.communicate(timeout=step if (watch or left is not None) else None)
+                break
+            except subprocess.TimeoutExpired:
+                if left is not None and left <= step:
+                    why = f"exceeded the {wall_seconds} s wall-clock limit (stopped)"
+                elif watch is not None:
+                    why = watch()
+                if why:
+                    os.killpg(proc.pid, signal.SIGKILL)   # the sandboxed kernel follows: bwrap --die-with-parent
+                    proc.communicate()
+                    raise Stopped(why) from None
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+        if proc.poll() is None:                   # interrupted (Ctrl-C, an exception): leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+WATCH_SECONDS = 2.0
+
+
+def disk_use(folders: list[Path], max_bytes: float, max_files: int) -> str | None:
+    """None while `folders` hold at most `max_files` files and folders and `max_bytes` bytes, else what they
+    exceed (it stops counting there). Links are counted, never followed."""
+    files, size, stack = 0, 0, [str(f) for f in folders]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    files += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            size += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+                    if files > max_files:
+                        return f"made more than {max_files} files (stopped)"
+                    if size > max_bytes:
+                        return f"wrote more than {max_bytes / sandbox.GB:g} GB (stopped)"
+        except OSError:
+            continue
+    return None
 
 
 def _failed(step: str, proc: subprocess.CompletedProcess) -> RuntimeError:
@@ -229,24 +314,6 @@ def generate_assignments(lessons: str | list[str] | None = None, build: Path | N
         shutil.copyfile(course / "release" / nb.stem / nb.name, copy)
         copies.append(copy)
     return copies
-
-
-def collect_submissions(folder: Path, lesson_names: list[str]) -> dict[tuple[str, str], Path]:
-    """{(student, lesson): notebook} from `folder/<student>/<lesson>.ipynb` or `folder/<student>/<lesson>/<lesson>.ipynb`."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: expected a folder of submissions laid out <folder>/<student>/<NN_name>.ipynb")
-    found = {}
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for lesson in lesson_names:
-            for candidate in (student_dir / f"{lesson}.ipynb", student_dir / lesson / f"{lesson}.ipynb"):
-                if candidate.is_file():
-                    found[(student_dir.name, lesson)] = candidate
-                    break
-    if not found:
-        raise ValueError(f"{folder}: no submissions found; expected <folder>/<student>/<NN_name>.ipynb "
-                         f"for one of {', '.join(lesson_names)}")
-    return found
 
 
 def _kernel_settings(profile: str, threads: int) -> dict[str, str]:
@@ -296,6 +363,8 @@ def _cell_errors(notebook: Path) -> tuple[str, ...]:
     for index, cell in enumerate(nb.cells):
         where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
         for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and str(out.get("text", "")).startswith(sandbox.OUTPUT_CAPPED):
+                errors.append(f"{where}: {str(out['text']).split(':')[0].strip()}")
             if out.get("output_type") == "error":
                 message = (str(out.get("evalue", "")).strip().splitlines() or [""])[0]
                 errors.append(f"{where}: {out.get('ename')}: {message[:160]}".rstrip(": "))
@@ -346,16 +415,19 @@ def read_marks(course: Path) -> list[Mark]:
 
 def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path | None = None,
           profile: str = "smoke", timeout: int = 600, jobs: int | None = None, feedback: bool = True,
-          limits: Limits | None = None, unsafe_no_sandbox: bool = False) -> Grading:
+          limits: Limits | None = None, unsafe_no_sandbox: bool = False, hide_hidden_tests: bool = False,
+          keep_sandboxes: bool = False) -> Grading:
     """Autograde a folder of submissions -> build/grades.csv, build/grades_by_exercise.csv and (with
-    `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks and each submission's outcome.
+    `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks and each submission's outcome
+    (one for every entry of the folder: course_lib.harness.class_folder).
 
     A lesson never handed out from this build folder is generated first. Each submission is one nbgrader
-    autograde, `jobs` of them at a time (default: the cores, at most 4), each kernel with its share of the
-    cores' threads: the course's small models gain nothing from a second thread, so side by side beats
-    nbgrader's one after the other. `timeout` is nbgrader's limit per cell; `limits` (sandbox.Limits) bound
-    each submission as a whole. A submission that misbehaves is reported in its outcome, never raised: this
-    raises only when the grading itself fails (no sandbox, nbgrader's feedback or export).
+    autograde, `jobs` of them at a time (default: the cores, at most 4), each kernel with cores // jobs
+    threads (a single submission too, so that it runs as it would in a batch). `timeout` is nbgrader's limit per
+    cell; `limits` (sandbox.Limits) bound each submission as a whole. A submission that misbehaves is reported
+    in its outcome, never raised: this raises only when the grading itself fails (no sandbox, nbgrader's
+    feedback or export). With `hide_hidden_tests` the feedback leaves the hidden tests out; with
+    `keep_sandboxes` what each submission wrote stays in build/nbgrader/sandbox/ (removed otherwise).
 
     Each kernel runs in a sandbox (course_lib.harness.sandbox). Where none can be made this refuses, unless
     `unsafe_no_sandbox`: then submissions run as you, with your files, environment and network.
@@ -378,63 +450,72 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
     course = course_directory(build, timeout)
     names = [nb.stem for nb in runner.discover(lessons)]
     folder = Path(submissions).absolute()
-    found = collect_submissions(folder, names)
+    survey = class_folder.survey(folder, names, [nb.stem for nb in runner.discover()])
 
-    outcomes: dict[tuple[str, str], Outcome] = {}
+    outcomes: dict[tuple[str, str], Outcome] = {key: Outcome(*key, status) for key, status in survey.rows.items()}
     gradable: dict[tuple[str, str], Path] = {}
-    for key, path in found.items():
+    for key, path in survey.submissions.items():
         why = _why_not_gradable(path, folder)
         if why:
-            outcomes[key] = Outcome(*key, f"not gradable: {why}")
+            outcomes[key] = Outcome(*key, f"not gradable: {why}", tuple(survey.notes.get(key, ())))
         else:
             gradable[key] = path
     submitted = course / "submitted"
     shutil.rmtree(submitted, ignore_errors=True)  # grade exactly this folder, not an older batch
     for (student, lesson), path in gradable.items():
-        target = submitted / student / lesson / f"{lesson}.ipynb"
+        target = submitted / check_student(student) / lesson / f"{lesson}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copyfile(path, target)
-    lessons_found = [n for n in names if any(key[1] == n for key in found)]
+    lessons_found = [n for n in names if any(key[1] == n for key in gradable)]
     for lesson in lessons_found:
         if not (course / "release" / lesson / f"{lesson}.ipynb").exists():
             generate_assignments([lesson[:2]], build)
 
     cores = os.cpu_count() or 1
+    threads = max(1, cores // (jobs or min(cores, 4)))
     jobs = max(1, min(jobs or min(cores, 4), len(gradable) or 1))
-    settings = _kernel_settings(profile, threads=max(1, cores // jobs))
+    settings = _kernel_settings(profile, threads=threads)
+    grader_memory_gb = max(2.0, limits.memory_gb)
     jupyter_path = None if unsafe_no_sandbox else sandbox.write_kernelspec(course / "sandbox")
     if not unsafe_no_sandbox and gradable:
         _fill_data_cache()
-    print(f"autograding {len(gradable)} submission(s) at profile {profile!r}, {jobs} at a time"
-          f"{' WITHOUT a sandbox' if unsafe_no_sandbox else ', each in a sandbox'} ...", flush=True)
+    uids = None if unsafe_no_sandbox else sandbox.reserve_uids()
+    _INTERRUPTED.clear()
+    print(f"autograding {len(gradable)} submission(s) at profile {profile!r}, {jobs} at a time, {threads} "
+          f"thread(s) each{' WITHOUT a sandbox' if unsafe_no_sandbox else ', each in a sandbox'} ...", flush=True)
     start = time.perf_counter()
 
     def autograde(numbered: tuple[int, tuple[str, str]]) -> Outcome:
         number, (student, lesson) = numbered
-        args, env = ["autograde", lesson, "--student", student, "--force"], dict(os.environ)
-        box = None
+        args = ["autograde", lesson, "--student", check_student(student), "--force",
+                f"--CappedExecute.max_output_bytes={int(limits.output_mb * 2**20)}"]
+        env, box, watch = dict(os.environ), None, None
         if unsafe_no_sandbox:
             kernel_build_dir(course, student, lesson).mkdir(parents=True, exist_ok=True)
             env.update(settings, COURSE_BUILD_DIR=str(kernel_build_dir(course, student, lesson)))
         else:
             box = sandbox.prepare(sandbox_dir(course, student, lesson), number, limits, settings,
-                                  notebook=gradable[(student, lesson)])
+                                  notebook=gradable[(student, lesson)], uids=uids)
             env.update(box.nbgrader_env(jupyter_path))
             args += box.nbgrader_args()
+            watch = lambda: disk_use([box.home, box.root / "tmp"], limits.disk_gb * sandbox.GB,  # noqa: E731
+                                     limits.files)
+        stopped = proc = None
         try:
-            proc = _nbgrader(args, course, env, wall_seconds=limits.wall_seconds,
-                             memory_gb=max(2.0, limits.memory_gb))
-        except subprocess.TimeoutExpired:
-            proc = None
+            proc = _nbgrader(args, course, env, wall_seconds=limits.wall_seconds, memory_gb=grader_memory_gb,
+                             watch=watch)
+        except Stopped as why:
+            stopped = str(why)
         finally:
             ending = box.finish() if box else None
-        notes = (ending,) if ending else ()
-        if proc is None:
-            return Outcome(student, lesson, f"not graded: exceeded the {limits.wall_seconds} s wall-clock limit "
-                                            f"(stopped)", notes)
+            if not keep_sandboxes:
+                sandbox.remove_tree(sandbox_dir(course, student, lesson))
+        notes = tuple(survey.notes.get((student, lesson), ())) + ((ending,) if ending else ())
+        if stopped:
+            return Outcome(student, lesson, f"not graded: {stopped}", notes)
         if proc.returncode != 0:
             return Outcome(student, lesson, f"not graded: {ending or _autograde_failure(proc)}",
-                           (f"nbgrader: {_autograde_failure(proc)}",) if ending else ())
+                           notes[:-1] + (f"nbgrader: {_autograde_failure(proc)}",) if ending else notes)
         executed = course / "autograded" / student / lesson / f"{lesson}.ipynb"
         return Outcome(student, lesson, "graded", _cell_errors(executed) + notes)
 
@@ -446,31 +527,48 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
         return outcome
 
     batch = sorted(gradable, key=lambda k: (k[1], k[0]))
-    with ThreadPoolExecutor(jobs) as pool:
-        for outcome in pool.map(timed_autograde, enumerate(batch)):
-            outcomes[(outcome.student, outcome.lesson)] = outcome
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            try:
+                for outcome in pool.map(timed_autograde, enumerate(batch)):
+                    outcomes[(outcome.student, outcome.lesson)] = outcome
+            except BaseException:                 # Ctrl-C, SIGTERM: no nbgrader, no kernel left behind
+                pool.shutdown(wait=False, cancel_futures=True)
+                _kill_live_nbgraders()
+                raise
+    finally:
+        if uids is not None:
+            uids.release()
     print(f"autograded in {time.perf_counter() - start:.0f} s", flush=True)
 
     for (student, lesson), outcome in outcomes.items():
-        if not outcome.graded:  # no feedback from a notebook that did not run through, nor a stale one
+        if not outcome.graded and lesson:  # no feedback from a notebook that did not run through, nor a stale one
             for stale in (course / "autograded" / student / lesson, course / "feedback" / student / lesson):
                 shutil.rmtree(stale, ignore_errors=True)
-            (build / "feedback" / student / f"{lesson}.html").unlink(missing_ok=True)
+            if class_folder.SAFE_NAME.fullmatch(student):
+                (build / "feedback" / student / f"{lesson}.html").unlink(missing_ok=True)
 
     problems = []  # failures of the grading itself, raised at the end, after every file is written
     graded_lessons = [n for n in lessons_found if any(o.graded and o.lesson == n for o in outcomes.values())]
+    mathjax = pages.mathjax_for(build / "feedback") if feedback and graded_lessons else None
     for lesson in graded_lessons if feedback else []:
-        proc = _nbgrader(["generate_feedback", lesson, "--force"], course)
+        try:
+            proc = _nbgrader(["generate_feedback", lesson, "--force", f"--HideHiddenTests.enabled={hide_hidden_tests}"],
+                             course, memory_gb=grader_memory_gb)
+        except Stopped as why:
+            problems.append(RuntimeError(f"nbgrader generate_feedback {lesson}: {why}"))
+            continue
         if proc.returncode != 0:
             problems.append(_failed(f"generate_feedback {lesson}", proc))
+        for html in sorted((course / "feedback").glob(f"*/{lesson}/{lesson}.html")):
+            pages.write_secure(html, html, mathjax)       # nbgrader's copies too: formgrader serves them
         for student in sorted(s for (s, name), o in outcomes.items() if name == lesson and o.graded):
             html = course / "feedback" / student / lesson / f"{lesson}.html"
             if html.exists():
-                (build / "feedback" / student).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(html, build / "feedback" / student / f"{lesson}.html")
+                pages.write_secure(html, build / "feedback" / student / f"{lesson}.html", mathjax)
 
     # Both tables cover the whole gradebook, like nbgrader's export; the return value is this batch only.
-    proc = _nbgrader(["export", "--to", str(build / "grades.csv")], course)
+    proc = _nbgrader(["export", "--to", str(build / "grades.csv")], course, memory_gb=grader_memory_gb)
     if proc.returncode != 0:
         problems.append(_failed("export", proc))
     _add_outcomes_to_grades_csv(build / "grades.csv", course, list(outcomes.values()))
@@ -483,12 +581,15 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
     if problems:
         raise RuntimeError("\n\n".join(str(p) for p in problems))
     batch_outcomes = sorted(outcomes.values(), key=lambda o: (o.lesson, o.student))
-    return Grading([m for m in marks if (m.student, m.lesson) in found], batch_outcomes)
+    return Grading([m for m in marks if (m.student, m.lesson) in gradable], batch_outcomes)
 
 
 def _add_outcomes_to_grades_csv(table: Path, course: Path, outcomes: list[Outcome]) -> None:
     """Add `status` and `notes` columns to nbgrader's export for this batch's submissions; one that was not
-    graded gets no score (an empty cell, not a 0), and a row even when the gradebook never saw it."""
+    graded gets no score (an empty cell, not a 0), and a row even when the gradebook never saw it. A row of
+    the export for which the gradebook holds no submission (a lesson released but not handed in, a student of
+    an earlier batch) is `not submitted`, with no score: nbgrader writes a 0 that a learning platform would
+    import as one."""
     rows: list[dict] = []
     fields = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
               "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -497,6 +598,10 @@ def _add_outcomes_to_grades_csv(table: Path, course: Path, outcomes: list[Outcom
             reader = csv.DictReader(f)
             rows, fields = list(reader), list(reader.fieldnames or fields)
     by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    handed_in = _submissions_in_gradebook(course)
+    for key, row in by_key.items():
+        if key not in handed_in:
+            row.update(raw_score="", late_submission_penalty="", score="", status=NOT_SUBMITTED, notes="")
     for outcome in outcomes:
         row = by_key.get((outcome.student, outcome.lesson))
         if row is None:
@@ -514,7 +619,16 @@ def _add_outcomes_to_grades_csv(table: Path, course: Path, outcomes: list[Outcom
         writer.writerows(rows)
 
 
+def _submissions_in_gradebook(course: Path) -> set[tuple[str, str]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(_db_url(course), COURSE_ID) as gb:
+        return {(sub.student.id, assignment.name) for assignment in gb.assignments for sub in assignment.submissions}
+
+
 def _max_score(course: Path, lesson: str) -> str:
+    if not lesson:
+        return ""
     source = course / "source" / lesson / f"{lesson}.ipynb"
     try:
         return str(float(sum(ex.points for ex in find_exercises(source))))  # as nbgrader writes it
@@ -540,6 +654,14 @@ def main(argv: list[str] | None = None) -> int:
     grader.add_argument("--memory-gb", type=float, default=default.memory_gb, help="memory per process")
     grader.add_argument("--max-processes", type=int, default=default.processes,
                         help="processes and threads per submission")
+    grader.add_argument("--disk-gb", type=float, default=default.disk_gb, help="disk space per submission")
+    grader.add_argument("--max-files", type=int, default=default.files, help="files and folders per submission")
+    grader.add_argument("--max-output-mb", type=float, default=default.output_mb,
+                        help="output a submission's cells may print in all (the rest is dropped, with a note)")
+    grader.add_argument("--feedback-without-hidden-tests", action="store_true",
+                        help="leave the hidden tests (and tracebacks quoting them) out of the feedback pages")
+    grader.add_argument("--keep-sandboxes", action="store_true",
+                        help="keep what each submission wrote in build/nbgrader/sandbox/ (removed by default)")
     grader.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run submissions as you, with your files, environment and network (no sandbox): "
                              "only for notebooks you trust, on a machine that cannot sandbox")
@@ -554,11 +676,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         limits = Limits(wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, memory_gb=args.memory_gb,
-                        processes=args.max_processes)
+                        processes=args.max_processes, disk_gb=args.disk_gb, files=args.max_files,
+                        output_mb=args.max_output_mb)
     except ValueError as err:
         parser.error(str(err))
+    # make's Ctrl-C is SIGINT (KeyboardInterrupt); a kill is SIGTERM: both end the grading and its nbgraders
+    signal.signal(signal.SIGTERM, _interrupt)
     result = grade(args.submissions, args.lessons, build, args.profile, args.timeout, args.jobs,
-                   limits=limits, unsafe_no_sandbox=args.unsafe_no_sandbox)
+                   limits=limits, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                   hide_hidden_tests=args.feedback_without_hidden_tests, keep_sandboxes=args.keep_sandboxes)
     totals: dict[tuple[str, str], tuple[float, float]] = {}
     for m in result.marks:
         score, max_score = totals.get((m.student, m.lesson), (0.0, 0.0))
@@ -567,16 +693,20 @@ def main(argv: list[str] | None = None) -> int:
     for o in result.outcomes:
         score, max_score = totals.get((o.student, o.lesson), (None, None))
         shown = f"{score:g} / {max_score:g}" if score is not None else "-"
-        print(f"{o.student:20s} {o.lesson:16s} {shown:>9s}  {o.status}")
+        print(f"{o.student:20s} {o.lesson or '-':16s} {shown:>9s}  {o.status}")
         for note in o.notes:
             print(f"{'':48s}{note}")
     print(f"\nGrades: {build / 'grades.csv'} (per exercise: {build / 'grades_by_exercise.csv'}); "
           f"feedback: {build / 'feedback'}")
-    left_out = [o for o in result.outcomes if not o.graded]
+    left_out = [o for o in result.outcomes if not o.graded and o.status != NOT_SUBMITTED]
     if left_out:
         print(f"{len(left_out)} submission(s) not graded: see their status above and in grades.csv",
               file=sys.stderr)
     return 1 if left_out else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

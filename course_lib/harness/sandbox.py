@@ -8,9 +8,10 @@ runs inside. classroom.grade() prepares one `Sandbox` per submission and runs nb
 
 It runs as the grader, reads the submission's plan ($COURSE_SANDBOX_PLAN), sets the resource limits and
 executes bwrap (bubblewrap, the sandbox behind Flatpak), which starts ipykernel with:
-  - a user id of its own: graded as root, a fresh uid per submission (UID_BASE + n, no account needed), so
-    the process limit and file permissions are that submission's alone; graded as another user, uid 65534
-    in a user namespace (your own uid outside);
+  - a user id of its own: graded as root, a fresh uid per submission (no account needed), from a block of
+    UID_BLOCK uids that one grading run holds a lock on (reserve_uids), so that the process limit, the file
+    permissions and the final kill are that submission's alone, even beside another grading; graded as another
+    user, uid 65534 in a user namespace (your own uid outside);
   - no network (a network namespace of its own: not even the host's loopback), its own pids, IPC and host name;
   - a file system with read-only system files (/usr, /etc), Python and its packages, course_lib and the data
     cache, a private /tmp, and a writable home holding the submission's own copy. The course directory (hidden
@@ -26,7 +27,9 @@ runs any command the same way (the plan from $COURSE_SANDBOX_PLAN), for the avai
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import resource
 import shutil
@@ -42,9 +45,13 @@ from pathlib import Path
 
 KERNEL_NAME = "course-sandbox"
 PLAN_ENV = "COURSE_SANDBOX_PLAN"
-# Graded as root, submission n runs as uid UID_BASE + n: uids no account uses (checked), so that no one else's
-# processes count towards its process limit, nor can it touch anyone's files.
+# Graded as root, each submission runs as a uid no account uses (checked), so that no one else's processes count
+# towards its process limit, nor can it touch anyone's files. A grading run locks one block of UID_BLOCK uids
+# (UID_BASE + k * UID_BLOCK, k < UID_BLOCKS): two gradings at once never share a uid, nor kill each other's kernels.
 UID_BASE = int(os.environ.get("COURSE_SANDBOX_UID_BASE", 1_900_000))
+UID_BLOCK = 1000
+UID_BLOCKS = 64
+UID_LOCKS = Path(os.environ.get("COURSE_SANDBOX_UID_LOCKS", "/run/lock/course-sandbox-uids"))
 NOBODY = 65534                  # the uid inside a user namespace (graded as another user)
 HOME = "/home/student"          # the kernel's home and working directory, inside the sandbox
 # The variables the lessons read. Everything else in the grader's environment (tokens, proxies, paths to
@@ -53,6 +60,7 @@ KERNEL_ENV_ALLOWED = ("COURSE_PROFILE", "COURSE_THREADS", "COURSE_DEVICE", "COUR
                       "LANG", "LC_ALL", "TZ")
 MAX_SOCKET_PATH = 100           # a unix socket's path must fit in 108 bytes
 GB = 1 << 30
+OUTPUT_CAPPED = "[course grader] output truncated"  # the note CappedExecute leaves where it cut
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,15 @@ class Limits:
     memory_gb: float = 8.0      # per process, private writable memory: numpy and torch raise MemoryError past it
     processes: int = 512
     file_gb: float = 4.0        # the largest file it may write
+    disk_gb: float = 4.0        # all its files together (home and /tmp), checked every few seconds while it runs
+    files: int = 20_000         # how many files and folders it may make, checked likewise
+    output_mb: float = 20.0     # what its cells may print and display in all; the rest is dropped, with a note
 
     def __post_init__(self):
         for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"Limits.{name}={value!r}: expected a number > 0")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not value > 0:
+                raise ValueError(f"Limits.{name}={value!r}: expected a finite number > 0")
 
 
 def bwrap_path() -> str | None:
@@ -125,6 +137,43 @@ def _read_only_paths() -> list[str]:
 
 
 @dataclass
+class UidRange:
+    """A block of uids a grading run holds (its lock file stays open until release())."""
+    first: int
+    size: int
+    lock_fd: int
+
+    def uid(self, number: int) -> int:
+        return self.first + number % self.size
+
+    def release(self) -> None:
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)                # the lock goes with it
+            self.lock_fd = -1
+
+
+def reserve_uids() -> UidRange | None:
+    """A block of uids no other grading holds, locked until release() or the end of this process; None when
+    not grading as root (the sandbox then runs as 65534 in a user namespace of its own)."""
+    if not _grading_as_root():
+        return None
+    UID_LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = UID_LOCKS.lstat()
+    if not UID_LOCKS.is_dir() or UID_LOCKS.is_symlink() or info.st_uid != 0 or info.st_mode & 0o022:
+        raise RuntimeError(f"{UID_LOCKS}: expected a folder that only root can write (the sandboxes' uid locks); "
+                           f"remove it, or set COURSE_SANDBOX_UID_LOCKS")
+    for block in range(UID_BLOCKS):
+        fd = os.open(UID_LOCKS / f"{block}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return UidRange(UID_BASE + block * UID_BLOCK, UID_BLOCK, fd)
+    raise RuntimeError(f"all {UID_BLOCKS} blocks of sandbox uids are held by other gradings ({UID_LOCKS})")
+
+
+@dataclass
 class Sandbox:
     """One submission's sandbox. On the host, `root` holds plan.json, kernel.log (the kernel's own stdout and
     stderr), kernel_status.json (bwrap's report of how it ended) and home/ and tmp/, which the kernel sees
@@ -133,6 +182,7 @@ class Sandbox:
     run: Path
     uid: int | None
     limits: Limits
+    own_uids: UidRange | None = None              # reserved for this sandbox alone (prepare without `uids`)
 
     @property
     def home(self) -> Path:
@@ -161,28 +211,40 @@ class Sandbox:
         """Kill what is left of it, remove its sockets; how its kernel ended, when that is worth saying."""
         if self.uid is not None:
             _kill_processes_of(self.uid)
+        if self.own_uids is not None:
+            self.own_uids.release()
         shutil.rmtree(self.run, ignore_errors=True)
         return _describe_exit(self.root / "kernel_status.json")
 
+    def remove(self) -> None:
+        """Delete what the submission wrote (after finish())."""
+        remove_tree(self.root)
+
 
 def prepare(root: Path, number: int, limits: Limits, kernel_env: dict[str, str],
-            notebook: Path | None = None) -> Sandbox:
-    """A fresh sandbox for submission `number` of a batch (its uid when grading as root) under `root`, its
-    home holding a copy of `notebook`. `kernel_env` adds to the scrubbed environment (e.g. COURSE_PROFILE)."""
+            notebook: Path | None = None, uids: UidRange | None = None) -> Sandbox:
+    """A fresh sandbox for submission `number` of a batch under `root`, its home holding a copy of `notebook`.
+    Graded as root, it runs as uid `uids.uid(number)` (the run's reserve_uids(); without one, a block is reserved
+    for this sandbox alone). `kernel_env` adds to the scrubbed environment (e.g. COURSE_PROFILE)."""
     if not isinstance(number, int) or number < 0:
         raise ValueError(f"number={number!r}: expected the submission's index in the batch, an int >= 0")
     root = Path(root).absolute()
-    _remove_tree(root)
+    remove_tree(root)
     root.mkdir(parents=True)
-    uid = UID_BASE + number if _grading_as_root() else None
+    own = reserve_uids() if uids is None else None
+    uid = (uids or own).uid(number) if (uids or own) else None
     if uid is not None and _is_account(uid):
+        if own:
+            own.release()
         raise RuntimeError(f"uid {uid} belongs to an account on this machine; the sandboxes need unused uids: "
                            f"set COURSE_SANDBOX_UID_BASE to the first of a free range")
+    if uid is not None:
+        _kill_processes_of(uid)                   # left by a grading that died: the block is ours now
     run = Path(tempfile.mkdtemp(prefix="course-grading-")).resolve()
     if len(str(run / "kernel-99")) > MAX_SOCKET_PATH:
         raise RuntimeError(f"{run}: the temporary folder's path is too long for unix sockets; set TMPDIR to a "
                            f"short folder such as /tmp")
-    sandbox = Sandbox(root, run, uid, limits)
+    sandbox = Sandbox(root, run, uid, limits, own)
     for folder in (sandbox.home, sandbox.build, root / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
     if notebook is not None:
@@ -219,7 +281,7 @@ def prepare(root: Path, number: int, limits: Limits, kernel_env: dict[str, str],
     return sandbox
 
 
-def _remove_tree(root: Path) -> None:
+def remove_tree(root: Path) -> None:
     """Remove an earlier sandbox, including folders its submission made unreadable (chmod 000), which only
     root could remove as they are."""
     for folder, subfolders, _ in os.walk(root):
