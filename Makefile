@@ -18,14 +18,14 @@ GRADE_FLAGS ?=
 CONSTRAINTS := constraints.txt
 LATEST := .venv-latest
 
-.PHONY: setup course test test-latest test-browser book test-book lab data notebooks bench doctor compare constraints assignments grade clean help
+.PHONY: setup course test test-latest test-browser book test-book lab data notebooks bench doctor compare constraints assignments grade clean help clean-grades
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
 	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\" SEED=1"
 	@echo "make test       the test suite (unit + oracle tests, every notebook at the smoke profile)"
 	@echo "make doctor     is this machine ready? versions, device, kernel, data and model checksums, minutes per lesson"
-	@echo "make compare    your build/results against the course's reference runs (FLAGGED=1: only what is off)"
+	@echo "make compare    your build/results against the course's reference runs: only what is off (ALL=1: every number)"
 	@echo "make test-latest  the test suite on the newest releases pyproject.toml allows ($(LATEST), no constraints)"
 	@echo "make constraints  pin the installed (tested) versions into $(CONSTRAINTS) (maintainers)"
 	@echo "make lab        JupyterLab on your workspace/ (no solutions): PROFILE=smoke LAB_FLAGS=\"--no-browser\" SOLUTIONS=1"
@@ -37,7 +37,8 @@ help:
 	@echo "make test-browser  run lesson 01 in JupyterLab in headless Chromium -> build/browser/"
 	@echo "make book       the executed lessons as a static, offline web site -> build/book/_build/html/ (after make course)"
 	@echo "make test-book  check the built book in headless Chromium with the network blocked -> build/book/screens/"
-	@echo "make clean      remove build/ (downloaded data and the venv stay)"
+	@echo "make clean      remove build/ but the grading (downloaded data and the venv stay)"
+	@echo "make clean-grades  remove the gradebook, grades, feedback and student copies (build/nbgrader ...)"
 
 # The stamp depends on pyproject.toml and constraints.txt, so a second `make setup` installs nothing unless one
 # changed. -c constraints.txt: a fresh machine gets the versions the tests passed with.
@@ -65,7 +66,7 @@ $(BOOK): $(STAMP)
 	@touch $(BOOK)
 
 data: $(STAMP)
-	$(PY) -m course_lib.core.data
+	$(PY) -m course_lib.data
 
 notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --update --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
@@ -137,7 +138,15 @@ doctor:
 
 compare:
 	@test -x $(PY) || { echo "no $(VENV) yet: run make setup"; exit 1; }
-	$(PY) -m course_lib.harness.compare $(if $(FLAGGED),--flagged)
+	$(PY) -m course_lib.harness.compare $(if $(ALL),--all)
 
+# A class's grading is not a build product: the gradebook (build/nbgrader), grades, feedback and the student copies
+# stay through `make clean`; `make clean-grades` removes them.
+GRADING := nbgrader grades.csv grades_by_exercise.csv feedback release
 clean:
-	rm -rf build .pytest_cache
+	@if [ -d build ]; then find build -mindepth 1 -maxdepth 1 $(foreach g,$(GRADING),! -name $(g)) -exec rm -rf {} +; fi
+	rm -rf .pytest_cache
+	@for g in $(GRADING); do if [ -e build/$$g ]; then echo "kept build/$$g (grading; make clean-grades removes it)"; fi; done
+
+clean-grades:
+	rm -rf $(addprefix build/,$(GRADING))
