@@ -83,9 +83,10 @@ def test_unknown_parameter_is_refused():
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch):
+def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch, capfd):
     # tmp_build: `make test` must never overwrite the evidence a `make course` run left in build/
-    monkeypatch.setenv("TQDM_DISABLE", "1")
+    # no TQDM_DISABLE: the progress bars are whatever the runner gives `make course` (harness/noise.py checks them)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     out_dir = paths.build_dir() / "test-executed"
     results = paths.results_dir() / f"{nb_path.stem}.json"
     runner.execute(nb_path, "smoke", out_dir, progress=False, timeout=600)
@@ -96,6 +97,11 @@ def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch):
     executed = nbformat.read(out_dir / nb_path.name, as_version=4)
     errors = [o for c in _code_cells(executed) for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # no noise (harness/noise.py): stderr, stateless widgets, bare True/False, figures drawn twice; and nothing
+    # unexpected from the kernel on the terminal (its stderr is this process's: capfd reads it)
+    from course_lib.harness import noise
+    found = noise.notebook_noise(executed) + [f"terminal: {line}" for line in noise.terminal_noise(capfd.readouterr().err)]
+    assert not found, "\n".join(found)
     # nbval re-runs the executed copy and compares the cells marked NBVAL_CHECK_OUTPUT (deterministic ones)
     if any("NBVAL_CHECK_OUTPUT" in c.source for c in _code_cells(executed)):
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax",

@@ -91,12 +91,14 @@ def corpus_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequen
     The words are already split by the course's normaliser, so sacrebleu scores exactly these tokens
     (`tokenize="none"`). Its default 13a tokenizer would split them again, differently: `<unk>` into three
     tokens, `peut-être` into three, so the same output would score a point or more away from the lesson's own
-    `bleu` for reasons that have nothing to do with translation."""
+    `bleu` for reasons that have nothing to do with translation. `force=True`: the text is tokenized on purpose,
+    so sacrebleu's "It looks like you forgot to detokenize your test data" warning (printed once per call when
+    100 or more lines end in " .") does not apply."""
     import sacrebleu  # imported here: only the translation lessons need it
 
     _pairs(hypotheses, references)
     return sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]],
-                                 tokenize="none").score
+                                 tokenize="none", force=True).score
 
 
 def bleu_by_bucket(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],

@@ -8,9 +8,12 @@ import numpy as np
 
 
 def _finish(fig, show: bool):
+    """Lay out; show the figure and return None, or (show=False) return it to add to or save. None, because a
+    notebook cell ending with a plotting call would otherwise echo the Figure and draw it a second time."""
     fig.tight_layout()
     if show:
         plt.show()
+        return None
     return fig
 
 
