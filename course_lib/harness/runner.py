@@ -55,6 +55,9 @@ def execute(nb: Path, profile: str, out_dir: Path | None = None, parameters: dic
     """Run one notebook with papermill; return the executed copy. Raises papermill's error on failure."""
     import papermill as pm
 
+    from ..core.progress import PROGRESS_ENV
+    from .kernel import papermill_options
+
     check_profile(profile)
     params = {"profile": profile, **(parameters or {})}
     check_parameters(nb, params)
@@ -62,8 +65,10 @@ def execute(nb: Path, profile: str, out_dir: Path | None = None, parameters: dic
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / nb.name
     os.environ["COURSE_PROFILE"] = profile  # the parameters cell reads it too (nbval, JupyterLab)
+    os.environ.setdefault(PROGRESS_ENV, "off")  # saved copies keep no progress bars (core/progress.py)
     pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent),
-                        progress_bar=progress, execution_timeout=timeout, log_output=False)
+                        progress_bar=progress, execution_timeout=timeout, log_output=False,
+                        **papermill_options())
     return out
 
 
