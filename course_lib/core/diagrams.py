@@ -128,6 +128,57 @@ def token_rows(rows: Sequence[Sequence[str]], arrows: Sequence[tuple] = (), row_
     return _finish(fig, show)
 
 
+def graph(nodes: dict[str, tuple], edges: Sequence[tuple] = (), title: str = "", size: tuple[float, float] = (9, 5),
+          show: bool = True):
+    """Boxes placed by hand and joined by arrows: an architecture drawn the way a paper draws it (an LSTM cell,
+    a Transformer block, an encoder and a decoder).
+
+    `nodes` maps a name to `(x, y, label)` or `(x, y, label, color)` (color None: a plain grey box; "op": a small
+    circle for an operation such as + or ×). `edges` are `(from, to)`, `(from, to, label)` or
+    `(from, to, label, rad)` with `rad` bending the arrow. Coordinates are in any units; the axes fit them.
+    """
+    if not nodes:
+        raise ValueError("nodes must name at least one box")
+    for spec in edges:
+        for end in spec[:2]:
+            if end not in nodes:
+                raise ValueError(f"edge {spec[:2]} names {end!r}, which is not in nodes")
+    fig, ax = plt.subplots(figsize=size)
+    where = {}
+    for name, spec in nodes.items():
+        x, y, label = spec[:3]
+        color = spec[3] if len(spec) > 3 else None
+        where[name] = (x, y)
+        if color == "op":
+            ax.add_patch(plt.Circle((x, y), 0.22, facecolor="white", edgecolor="black", linewidth=1.2, zorder=3))
+            ax.text(x, y, label, ha="center", va="center", fontsize=11, weight="bold", zorder=4)
+        elif color is None:
+            ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.35", fc="#F2F2F2", ec="#555555"))
+        else:
+            ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=4, color="white", weight="bold",
+                    bbox=dict(boxstyle="round,pad=0.35", fc=color, ec="black"))
+    for spec in edges:
+        a, b = spec[0], spec[1]
+        label = spec[2] if len(spec) > 2 else None
+        rad = spec[3] if len(spec) > 3 else 0.0
+        ax.annotate("", xy=where[b], xytext=where[a], zorder=2,
+                    arrowprops=dict(arrowstyle="-|>", lw=1.3, color="0.25", shrinkA=14, shrinkB=14,
+                                    connectionstyle=f"arc3,rad={rad}"))
+        if label:
+            (x0, y0), (x1, y1) = where[a], where[b]
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, fontsize=8, color="#8B1A1A", ha="center", va="center",
+                    zorder=5, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+    xs = [p[0] for p in where.values()]
+    ys = [p[1] for p in where.values()]
+    ax.set_xlim(min(xs) - 1.0, max(xs) + 1.0)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return _finish(fig, show)
+
+
 def cycle_diagram(steps: Sequence[tuple[str, str]], title: str = "", centre: str = "", show: bool = True):
     """A loop of boxes joined by arrows, clockwise from the top: each step is (name, a short note under it).
     For training loops (lesson 11's prompts -> samples -> checker -> advantages -> update)."""

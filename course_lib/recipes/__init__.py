@@ -2,8 +2,9 @@
 Models never import these; lessons and training loops do.
 """
 from .bert import (BertRecipe)
-from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe)
+from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe, CircuitRecipe)
 from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
 from .instruct import (SFTRecipe, ChatRecipe)
+from .reasoning import (FormatRecipe, RLVRRecipe)
 from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe, ExplodingRecipe)
 from .translation import (Seq2SeqRecipe, ReversalRecipe, TransformerRecipe)

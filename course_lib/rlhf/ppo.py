@@ -12,7 +12,9 @@ epochs of minibatch gradient steps on that fixed batch. Per token t of a respons
 The KL sits in the reward (not in the loss) so that the policy is rewarded for the whole objective
 E[score] - beta KL(pi || pi_ref). The value head is a zero-initialised linear layer on the policy's trunk.
 RLOO (`advantage="rloo"`) drops the value head: it samples k answers per prompt and uses the mean reward of
-the other k-1 as each one's baseline, with a single gradient step per batch (plain REINFORCE).
+the other k-1 as each one's baseline, with a single gradient step per batch (plain REINFORCE). GRPO
+(`advantage="grpo"`, DeepSeekMath 2024) does the same with the group's mean as the baseline and divides by the
+group's standard deviation (lesson 11 uses both, with a program as the reward).
 
 The loop is `course_lib.core.train.Trainer`: `PPORollouts` is its `get_batch`, collecting a fresh rollout at the
 first step of every iteration and handing out minibatches after that.
@@ -47,8 +49,9 @@ class PPOConfig(Presets):
     vf_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95
-    advantage: str = "gae"        # "gae" (PPO) or "rloo" (leave-one-out baseline, no value head)
-    rloo_k: int = 4
+    advantage: str = "gae"        # "gae" (PPO), "rloo" (leave-one-out baseline) or "grpo" (group z-score);
+                                  # the last two need no value head
+    rloo_k: int = 4               # samples per prompt for "rloo" and "grpo"
     eval_every: int = 10          # iterations between held-out evaluations
 
     PRESETS = {
@@ -58,8 +61,8 @@ class PPOConfig(Presets):
     }
 
     def __post_init__(self):
-        if self.advantage not in ("gae", "rloo"):
-            raise ValueError(f"advantage={self.advantage!r}: expected 'gae' or 'rloo'")
+        if self.advantage not in ("gae", "rloo", "grpo"):
+            raise ValueError(f"advantage={self.advantage!r}: expected 'gae', 'rloo' or 'grpo'")
         for name in ("iterations", "batch", "minibatch", "epochs"):
             integer(name, getattr(self, name), 1)
         integer("rloo_k", self.rloo_k, 2)      # a leave-one-out baseline needs another sample to leave in
@@ -68,7 +71,7 @@ class PPOConfig(Presets):
             real(name, getattr(self, name), 0, above=True)
         for name in ("kl_coef", "vf_coef", "gamma", "lam"):
             real(name, getattr(self, name), 0)
-        if self.batch % self.minibatch or (self.advantage == "rloo" and self.batch % self.rloo_k):
+        if self.batch % self.minibatch or (self.advantage != "gae" and self.batch % self.rloo_k):
             raise ValueError(f"batch={self.batch} must be a multiple of minibatch={self.minibatch} (and of rloo_k)")
 
 
@@ -124,6 +127,19 @@ def rloo_advantages(rewards: torch.Tensor, k: int) -> torch.Tensor:
     grouped = rewards.view(-1, k)
     baseline = (grouped.sum(1, keepdim=True) - grouped) / (k - 1)
     return (grouped - baseline).view_as(rewards)
+
+
+def group_advantages(rewards: torch.Tensor, k: int, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:
+    """GRPO's group-relative advantages for k consecutive samples per prompt: (R_i - group mean) / (group std +
+    eps), the std unbiased (as TRL's GRPOTrainer); `scale=False` keeps only the mean baseline (Dr. GRPO). A group
+    whose rewards are all equal gets advantage 0: nothing to learn from it. RLOO is k/(k-1) times the unscaled form."""
+    if k < 2 or rewards.numel() % k:
+        raise ValueError(f"k={k}: expected k >= 2 dividing the {rewards.numel()} rewards")
+    grouped = rewards.view(-1, k)
+    centred = grouped - grouped.mean(1, keepdim=True)
+    if scale:
+        centred = centred / (grouped.std(1, keepdim=True) + eps)
+    return centred.view_as(rewards)
 
 
 # ---- the agent and the rollouts -----------------------------------------------------------------------
@@ -190,7 +206,7 @@ class PPORollouts:
     def collect(self, iteration: int) -> None:
         cfg, P = self.cfg, self.prompts.shape[1]
         gen = torch.Generator().manual_seed(self.seed * 100_003 + iteration)
-        per_prompt = cfg.rloo_k if cfg.advantage == "rloo" else 1
+        per_prompt = cfg.rloo_k if cfg.advantage != "gae" else 1
         pick = torch.randint(len(self.prompts), (cfg.batch // per_prompt,), generator=gen)
         prompts = self.prompts[pick].repeat_interleave(per_prompt, 0)
         device = next(self.agent.parameters()).device
@@ -213,7 +229,9 @@ class PPORollouts:
             advantages = whiten(advantages)
         else:
             sequence_reward = scores - cfg.kl_coef * kl
-            advantages = rloo_advantages(sequence_reward, per_prompt)[:, None].expand_as(logp).contiguous()
+            group = rloo_advantages(sequence_reward, per_prompt) if cfg.advantage == "rloo" \
+                else group_advantages(sequence_reward, per_prompt)
+            advantages = group[:, None].expand_as(logp).contiguous()
             returns = torch.zeros_like(values)
         self.data = {"seq": seq, "old_logp": logp, "old_values": values, "advantages": advantages,
                      "returns": returns}
