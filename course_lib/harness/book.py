@@ -199,6 +199,11 @@ TIMELINE = [
      "Olsson, Elhage et al. find a two-head circuit, a previous-token head feeding a head that copies what came "
      "after the last occurrence of the current token, which appears suddenly during training, together with "
      "in-context learning."),
+    ("2022–2025", "Reasoning: chain of thought and RL with verifiable rewards", "11",
+     "Wei et al. show that writing the intermediate steps out improves answers; Wang et al. vote over many sampled "
+     "chains (self-consistency). DeepSeekMath's GRPO (2024) and DeepSeek-R1 (2025) train the chains with "
+     "reinforcement learning whose reward is a program that checks the answer; whether that teaches new skills or "
+     "sharpens existing ones is debated (Yue et al. 2025)."),
 ]
 
 
