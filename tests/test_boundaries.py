@@ -18,6 +18,7 @@ from course_lib.bert.lora import add_lora
 from course_lib.bert.model import BERT, BertConfig
 from course_lib.core.data import train_val_split
 from course_lib.core.metrics import accuracy, bleu, bleu_by_bucket, corpus_bleu, wilson_interval
+from course_lib.core.runtime import seed_everything
 from course_lib.core.train import TrainConfig
 from course_lib.gpt.generation import distinct_n, generate, next_token
 from course_lib.gpt.model import GPT, GPTConfig
@@ -126,6 +127,12 @@ CONFIG_CASES = {
     "Train eval_every=-2": (lambda: TrainConfig(eval_every=-2), ValueError, "eval_every=-2"),
     "Train checkpoint_every=1.5": (lambda: TrainConfig(checkpoint_every=1.5), TypeError, "checkpoint_every=1.5"),
     "Train max_seconds=0": (lambda: TrainConfig(max_seconds=0), ValueError, "max_seconds=0"),
+    "Train grad_clip=-1": (lambda: TrainConfig(grad_clip=-1), ValueError, "grad_clip=-1: expected a finite number > 0"),
+    "Train grad_clip=0": (lambda: TrainConfig(grad_clip=0), ValueError, "grad_clip=0: .*or None"),
+    "Train grad_clip=inf": (lambda: TrainConfig(grad_clip=float("inf")), ValueError, "grad_clip=inf"),
+    "seed 'a'": (lambda: seed_everything("a"), TypeError, "seed='a': expected an integer >= 0"),
+    "seed -1": (lambda: seed_everything(-1), ValueError, "seed=-1"),
+    "seed 2**32": (lambda: seed_everything(2**32), ValueError, r"seed=4294967296: expected an integer in \[0, 2\*\*32\)"),
     "split 1.5": (lambda: train_val_split("abcdef", 1.5), ValueError, "val_fraction=1.5"),
     "split -0.1": (lambda: train_val_split("abcdef", -0.1), ValueError, "val_fraction=-0.1"),
     "split nan": (lambda: train_val_split("abcdef", float("nan")), ValueError, "val_fraction=nan"),
@@ -475,3 +482,29 @@ def test_sampling_settings(temperature, top_k):
     else:
         with pytest.raises(ValueError, match="top_k="):
             next_token(logits, max(temperature, 1.0), top_k=top_k)
+
+
+def test_grad_clip_still_accepts_a_positive_norm_and_none():
+    assert TrainConfig(grad_clip=0.5).grad_clip == 0.5 and TrainConfig(grad_clip=None).grad_clip is None
+
+
+@pytest.mark.parametrize("ids, error, match", [
+    ([[0, 5, 11]], ValueError, r"prompt: token ids must be in \[0, 11\) \(the model's vocab_size\), got ids from 0 to 11"),
+    ([[-1, 3]], ValueError, r"prompt: token ids must be in \[0, 11\)"),
+    ([[0.0, 1.0]], TypeError, "prompt: expected integer token ids, got dtype torch.float32"),
+])
+def test_generate_refuses_ids_outside_the_vocabulary(ids, error, match):
+    model = nano_gpt()
+    assert model.cfg.vocab_size == 11
+    with pytest.raises(error, match=match):
+        generate(model, torch.tensor(ids), 2)
+
+
+def test_gguf_tokenizer_names_a_byte_its_vocabulary_lacks():
+    from course_lib.text.gguf_tokenizer import GGUFTokenizer, bytes_to_unicode
+
+    spell = bytes_to_unicode()
+    tok = GGUFTokenizer([spell[b] for b in b"abc "], [], [])
+    assert tok.encode("abc") == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"text: 'abz' needs the token 'z' \(byte 0x7a\), which this vocabulary lacks"):
+        tok.encode("abz")

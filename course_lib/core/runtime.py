@@ -123,6 +123,11 @@ def refresh_threads() -> int:
 
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a torch.Generator seeded the same way."""
+    from .checks import integer
+
+    integer("seed", seed, 0)
+    if seed >= 2**32:
+        raise ValueError(f"seed={seed}: expected an integer in [0, 2**32) (NumPy's range)")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS generators

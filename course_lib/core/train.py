@@ -69,6 +69,11 @@ class TrainConfig(Presets):
             integer(name, getattr(self, name), 0)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds={self.max_seconds}: expected a positive number of seconds, or None")
+        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
+                                           or not math.isfinite(self.grad_clip) or not self.grad_clip > 0):
+            # a negative norm flips every gradient (training climbs: loss 5.6 -> 21.2 in a probe); 0 meant off
+            raise ValueError(f"grad_clip={self.grad_clip!r}: expected a finite number > 0 (the largest gradient "
+                             f"norm), or None for no clipping")
         if not 0 <= self.min_steps <= max(self.steps, 1):
             raise ValueError(f"min_steps={self.min_steps}: expected 0 <= min_steps <= steps={self.steps}")
         self.betas = tuple(self.betas)

@@ -95,6 +95,12 @@ def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, temperature: f
     idx = prompt[None] if one_dim else prompt
     if idx.dim() != 2 or idx.shape[1] == 0:
         raise ValueError(f"prompt must be token ids of shape (T,) or (B, T) with T >= 1, got {tuple(prompt.shape)}")
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise TypeError(f"prompt: expected integer token ids, got dtype {idx.dtype}")
+    vocab = getattr(model.cfg, "vocab_size", None)
+    if vocab is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab):
+        raise ValueError(f"prompt: token ids must be in [0, {vocab}) (the model's vocab_size), got ids from "
+                         f"{int(idx.min())} to {int(idx.max())}")
     block = model.cfg.block_size
     if idx.shape[1] > block:
         raise ValueError(f"the prompt has {idx.shape[1]} tokens but the model's block_size is {block}: "

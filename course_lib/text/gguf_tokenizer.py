@@ -90,6 +90,12 @@ class GGUFTokenizer:
                     merged.append(parts[j])
                     j += 1
             parts = merged
+        missing = [p for p in parts if p not in self.vocab]
+        if missing:
+            byte = next(b for b in chunk.encode("utf-8") if self._spell[b] in missing[0]) \
+                if len(missing[0]) == 1 else None
+            raise ValueError(f"text: {chunk!r} needs the token {missing[0]!r}"
+                             f"{f' (byte {byte:#04x})' if byte is not None else ''}, which this vocabulary lacks")
         ids = [self.vocab[p] for p in parts]
         if len(self._cache) < 100_000:
             self._cache[chunk] = ids
