@@ -56,7 +56,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 
-from course_lib.core import (Trainer, accuracy, count_parameters, load_names, load_shakespeare, plots, train_val_split)
+from course_lib.core import (Trainer, accuracy, count_parameters, diagrams, load_names, load_shakespeare, plots,
+                             train_val_split)
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import CharLMRecipe, ExplodingRecipe, NamesRecipe
 from course_lib.recurrent import (CharLM, RNNCell, RecurrentConfig, SequenceClassifier, copy_cell_into_torch,
@@ -73,6 +74,25 @@ device, claims = lesson.device, lesson.claims
 #
 # Here is the whole idea in a few lines. We write it ourselves, then check it against PyTorch's `nn.RNN`
 # with the same weights. `course_lib.recurrent.rnn.RNNCell` is the same code; the rest of the course uses that one.
+#
+# First the picture. One cell is applied at every step, with the *same* weights: it reads the current input
+# and the hidden state it produced one step earlier, and writes a new hidden state, from which a prediction is
+# read out. Drawn across time ("unrolled"), it looks like a chain; the arrows along the middle row are the only
+# way information from early inputs can reach late predictions.
+
+# %% tags=["hide-input"]
+word, sub = "ROMEO", "₀₁₂₃₄"
+nodes, edges = {"h0": (0, 1, "h₀ = 0")}, []
+for t in range(1, 5):
+    nodes[f"x{t}"] = (2 * t, 0, f"x{sub[t]} = '{word[t - 1]}'")
+    nodes[f"h{t}"] = (2 * t, 1, f"cell → h{sub[t]}", "#4C72B0")
+    nodes[f"y{t}"] = (2 * t, 2, f"scores for the next char\n(target '{word[t]}')")
+    edges += [(f"x{t}", f"h{t}"), (f"h{t - 1}", f"h{t}"), (f"h{t}", f"y{t}")]
+diagrams.graph(nodes, edges, size=(11, 3.4),
+               title="one cell, unrolled: hₜ = tanh(W·xₜ + U·hₜ₋₁ + b), the same W and U at every step");
+
+# %% [markdown]
+# Now the cell itself, in code.
 
 # %%
 class MyRNNCell(nn.Module):

@@ -61,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.core import Trainer, count_parameters, interactive, load_shakespeare, plots, train_val_split
+from course_lib.core import Trainer, count_parameters, diagrams, interactive, load_shakespeare, plots, train_val_split
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import CharLMRecipe, DelayRecipe
 from course_lib.recurrent import (CharLM, LSTMCell, RNNCell, RecurrentConfig, SequenceClassifier,
@@ -77,6 +77,25 @@ device, claims = lesson.device, lesson.claims
 #
 # PyTorch stacks the four gate weight matrices into one, in the order input, forget, candidate, output, so
 # one matrix multiplication computes all four. We do the same, so the weights copy across unchanged.
+#
+# The picture first. The top line is the **cell state** c, a conveyor belt that runs through time touched only
+# by a multiplication (the forget gate: how much to keep) and an addition (the input gate times a candidate:
+# what to write). Nothing squashes it on the way, which is why gradients can travel along it. Every gate reads
+# the same two things, the previous hidden state and the current input, and outputs numbers between 0 and 1
+# (σ) that act as valves. The hidden state h that the rest of the network sees is a filtered view of the belt.
+
+# %% tags=["hide-input"]
+nodes = {
+    "c_prev": (0, 3, "c(t−1)"), "keep": (2.5, 3, "×", "op"), "add": (5, 3, "+", "op"), "c": (8.2, 3, "c(t)"),
+    "in": (0, 0, "[h(t−1), x(t)]"),
+    "f": (2.5, 1.2, "forget\nσ", "#4C72B0"), "i": (4.0, 1.2, "input\nσ", "#DD8452"),
+    "g": (5.6, 1.2, "candidate\ntanh", "#55A868"), "o": (7.0, 1.2, "output\nσ", "#C44E52"),
+    "write": (5, 2.1, "×", "op"), "squash": (8.2, 2.0, "tanh"), "show": (8.2, 0.8, "×", "op"), "h": (9.8, 0.8, "h(t)"),
+}
+edges = [("c_prev", "keep"), ("keep", "add"), ("add", "c"), ("f", "keep", "keep?"), ("i", "write"), ("g", "write"),
+         ("write", "add", "write"), ("c", "squash"), ("squash", "show"), ("o", "show", "show?"), ("show", "h"),
+         ("in", "f"), ("in", "i"), ("in", "g"), ("in", "o")]
+diagrams.graph(nodes, edges, size=(10, 4.6), title="an LSTM cell: the cell state c runs along the top");
 
 # %%
 class MyLSTMCell(nn.Module):

@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib.core import Trainer, bleu, corpus_bleu, plots
+from course_lib.core import Trainer, bleu, corpus_bleu, diagrams, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData, greedy, mean_loss,
@@ -117,6 +117,34 @@ plots.lines({"test pairs": (np.nonzero(lengths)[0], lengths[lengths > 0])}, "sou
 #
 # Below, one decoder step is written out, GRU equations included, using the weights of a small
 # `course_lib` model, and checked against the model's own `decode_step`.
+#
+# The whole model on one page: the encoder reads the French sentence in both directions, everything it
+# understood is squeezed into one vector c, and the decoder writes the English sentence one word at a time from
+# c and the word it wrote last. The red box is the bottleneck this lesson measures.
+
+# %% tags=["hide-input"]
+src, tgt = ["je", "suis", "là", "<eos>"], ["<sos>", "i", "am", "here"]
+nodes = {"c": (5.2, 1.6, "c: one fixed vector", "#C44E52")}
+edges = []
+for i, w in enumerate(src):
+    nodes[f"s{i}"] = (i * 1.2, 0, w)
+    nodes[f"e{i}"] = (i * 1.2, 1.6, "GRU →←", "#4C72B0")
+    edges.append((f"s{i}", f"e{i}"))
+    if i:
+        edges.append((f"e{i - 1}", f"e{i}"))
+edges.append((f"e{len(src) - 1}", "c"))
+for j, w in enumerate(tgt):
+    x = 7.4 + j * 1.5
+    nodes[f"t{j}"], nodes[f"d{j}"] = (x, 0, w), (x, 1.6, "GRU", "#55A868")
+    nodes[f"o{j}"] = (x, 3.0, (tgt[1:] + ["<eos>"])[j])
+    edges += [(f"t{j}", f"d{j}"), (f"d{j}", f"o{j}"), ("c", f"d{j}", None, -0.25 if j else 0.0)]
+    if j:
+        edges.append((f"d{j - 1}", f"d{j}"))
+diagrams.graph(nodes, edges, size=(12, 3.8),
+               title="encoder (left) → one fixed vector → decoder (right), fed c and its previous word at every step");
+
+# %% [markdown]
+# Now one decoder step, in code.
 
 # %%
 torch.manual_seed(seed)

@@ -50,7 +50,7 @@ import json
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import Trainer, interactive, paths, plots
+from course_lib.core import Trainer, diagrams, interactive, paths, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (AdditiveAttention, Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData,
@@ -63,6 +63,25 @@ device, claims = lesson.device, lesson.claims
 # %% [markdown]
 # ## Build it: the additive score, written out
 #
+# The change from lesson 03 in one picture: instead of one fixed vector, the decoder keeps *every* encoder state.
+# At each step its current state is scored against each of them (the score below), the scores become weights
+# that sum to one, and the weighted average, the **context**, goes into the step. Every step builds its own
+# context, so the word being written can look at the source words it needs.
+
+# %% tags=["hide-input"]
+src = ["je", "suis", "là", "<eos>"]
+weights = [0.08, 0.72, 0.15, 0.05]          # an illustration of one step's weights, not a trained model's
+nodes = {"ctx": (2.0, 3.0, "context = Σ weight × state", "#C44E52"), "dec": (6.2, 3.0, "decoder state, step t", "#55A868"),
+         "out": (6.2, 4.2, "next word: 'am'")}
+edges = [("ctx", "dec"), ("dec", "out")]
+for i, (w, a) in enumerate(zip(src, weights)):
+    nodes[f"s{i}"], nodes[f"e{i}"] = (i * 1.35, 0, w), (i * 1.35, 1.5, f"state {i + 1}", "#4C72B0")
+    edges += [(f"s{i}", f"e{i}"), (f"e{i}", "ctx", f"{a:.2f}")]
+diagrams.graph(nodes, edges, size=(10, 4.6),
+               title="attention: the decoder state scores every encoder state; the weights (one step's, for "
+                     "illustration) average them into the context");
+
+# %% [markdown]
 # Here is the whole mechanism in a few lines, checked against `course_lib.translation.additive_attention.AdditiveAttention`
 # (the module the models use) with the same weights. The mask marks real source words (`True`) and padding
 # (`False`); padding gets a score of minus infinity, so its weight after the softmax is exactly zero.

@@ -81,7 +81,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.core import Trainer, count_parameters, interactive, make_optimizer, paths, plots, runtime, to_device
+from course_lib.core import (Trainer, count_parameters, diagrams, interactive, make_optimizer, paths, plots, runtime,
+                             to_device)
 from course_lib.harness.benchmarks.attention import COST_LENGTHS, measure
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import Seq2SeqRecipe, TransformerRecipe
@@ -226,6 +227,30 @@ plt.show()
 # %% [markdown]
 # ## 5. The layers: residual connections, LayerNorm, feed-forward
 #
+# The picture first: an encoder layer and a decoder layer, pre-norm, with the two residual roads drawn as the
+# straight vertical line each sublayer adds its correction to. The masks apply inside the attention boxes: the
+# padding mask everywhere, the causal mask only in the decoder's self-attention.
+
+# %% tags=["hide-input"]
+nodes = {
+    "ein": (0, 0, "source embeddings + positions"), "eln1": (-1.4, 1.1, "LayerNorm"),
+    "eatt": (-1.4, 2.1, "self-attention\n(padding mask)", "#4C72B0"), "eadd1": (0, 2.1, "+", "op"),
+    "eln2": (-1.4, 3.1, "LayerNorm"), "eff": (-1.4, 4.1, "feed-forward", "#55A868"), "eadd2": (0, 4.1, "+", "op"),
+    "eout": (0, 5.2, "encoder output (× N layers)"),
+    "din": (6, 0, "target embeddings + positions"), "dln1": (4.6, 1.1, "LayerNorm"),
+    "datt": (4.6, 2.1, "masked self-attention\n(causal + padding)", "#8172B3"), "dadd1": (6, 2.1, "+", "op"),
+    "dln2": (4.6, 3.1, "LayerNorm"), "dx": (4.6, 4.1, "cross-attention\nq: decoder, k,v: encoder", "#DD8452"),
+    "dadd2": (6, 4.1, "+", "op"), "dln3": (4.6, 5.1, "LayerNorm"), "dff": (4.6, 6.1, "feed-forward", "#55A868"),
+    "dadd3": (6, 6.1, "+", "op"), "dout": (6, 7.2, "next-token scores"),
+}
+edges = [("ein", "eadd1"), ("ein", "eln1"), ("eln1", "eatt"), ("eatt", "eadd1"), ("eadd1", "eadd2"),
+         ("eadd1", "eln2"), ("eln2", "eff"), ("eff", "eadd2"), ("eadd2", "eout"),
+         ("din", "dadd1"), ("din", "dln1"), ("dln1", "datt"), ("datt", "dadd1"), ("dadd1", "dadd2"), ("dadd1", "dln2"),
+         ("dln2", "dx"), ("dx", "dadd2"), ("eout", "dx", "keys, values", -0.1), ("dadd2", "dadd3"), ("dadd2", "dln3"),
+         ("dln3", "dff"), ("dff", "dadd3"), ("dadd3", "dout")]
+diagrams.graph(nodes, edges, size=(10, 7.5), title="pre-norm Transformer layers: encoder (left), decoder (right)");
+
+# %% [markdown]
 # An encoder layer is self-attention then the feed-forward network, each wrapped as
 # `x = x + sublayer(LayerNorm(x))`. The `x +` is the residual connection: the layer only has to learn a
 # *correction* to its input, and gradients have a straight road back to the first layers (the LSTM's
