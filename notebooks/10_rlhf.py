@@ -47,6 +47,12 @@
 # likes *cheerful, readable* text (section 2). The task: continue a 16-character Shakespeare prompt with
 # exactly 48 characters that the reader likes, without forgetting how to write. Everything runs on a laptop
 # CPU in a few minutes, and every claim is measured against the reader, never against our own reward model.
+#
+# **One departure from InstructGPT's order.** There, PPO starts from the SFT model and uses it as the reference
+# π_ref. Here PPO and DPO start from the *pretrained* model (π_ref = lesson 06's GPT), and SFT is run beside them
+# as a third, cheaper method on the same map (section 5; the frontier of section 12). Our pretrained model already writes the format the task
+# asks for (48 characters of Shakespeare-like text), which is what SFT buys a real chat model; starting all
+# three methods from one point keeps their KL distances comparable.
 
 # %% tags=["parameters"]
 import os
@@ -152,6 +158,28 @@ claims.check("judge_reads_sentiment", dev_acc >= 0.80 and happy > 0 > grim, requ
 # walked from where it started; and the **win rate**: on each prompt, does the policy's answer beat
 # π_ref's answer in the gold judge's eyes (a tie counts one half)? π_ref against itself must give
 # KL = 0 and a win rate of exactly 0.5.
+#
+# **KL divergence, from scratch.** For two distributions p and q over the same outcomes,
+# $\mathrm{KL}(p\,\|\,q) = \sum_x p(x)\,\log\frac{p(x)}{q(x)}$: the average, over outcomes drawn from p, of how much
+# more likely p makes them than q does. Take two coins: a fair one, p = (½, ½), and a bent one, q = (0.9, 0.1).
+# Flipping the fair coin, every tail is 5× likelier under p than under q (log 5 ≈ 1.61 nats) and every head a
+# little less likely (log(0.5/0.9) ≈ −0.59): on average 0.51 nats. It is zero only when the two distributions
+# agree everywhere, it is never negative, and it is *not* symmetric (swap the coins and you get 0.37). For a
+# policy and π_ref the outcomes are whole 48-character responses, far too many to list, so we estimate it from
+# samples: draw responses from the policy and average log π(response) − log π_ref(response), the sum of the
+# per-character log-ratios.
+
+# %%
+fair, bent = torch.tensor([0.5, 0.5]), torch.tensor([0.9, 0.1])
+kl = lambda p, q: (p * (p / q).log()).sum().item()
+oracle = lambda p, q: torch.distributions.kl_divergence(torch.distributions.Categorical(probs=p),
+                                                         torch.distributions.Categorical(probs=q)).item()
+print(f"KL(fair ‖ bent) = {kl(fair, bent):.3f} nats, KL(bent ‖ fair) = {kl(bent, fair):.3f}, "
+      f"KL(fair ‖ fair) = {kl(fair, fair):.3f}")
+claims.check("kl_formula_matches_torch", abs(kl(fair, bent) - oracle(fair, bent)) < 1e-6
+             and abs(kl(bent, fair) - oracle(bent, fair)) < 1e-6 and kl(fair, fair) == 0.0
+             and kl(fair, bent) != kl(bent, fair), required_at="always",
+             fair_to_bent=kl(fair, bent), bent_to_fair=kl(bent, fair))
 
 # %%
 eval_prompts = make_prompts(val_text, tok, cfg.eval_prompts, P, seed=seed + 1)
@@ -546,8 +574,12 @@ claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, re
 # %% [markdown]
 # ## 11. Best-of-n: the baseline that needs no training at all
 #
-# Draw n answers from π_ref and keep the one the reward model likes best. Its distance from π_ref is known
-# exactly: KL = log n − (n−1)/n nats, whatever the reward. It is a strong baseline: OpenAI's
+# Draw n answers from π_ref and keep the one the reward model likes best. Its distance from π_ref is often
+# quoted as log n − (n−1)/n nats, whatever the reward; Beirami et al. (2024) showed that formula is only an
+# **upper bound**, tight when no single answer carries much probability. That holds here (two 48-character
+# samples essentially never coincide), so we plot best-of-n at the bound, knowing it is, if anything, a little
+# too far right. The printout labels it a bound: nothing below measures it. It is a strong
+# baseline: OpenAI's
 # reward-model-overoptimisation study (Gao et al., 2022) found it more KL-efficient than RL; its price is
 # n samples at every use instead of one trained model.
 
@@ -555,8 +587,7 @@ claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, re
 ns = [1, 2, 4, 8]
 bon = evaluator.best_of_n(rm, ns)
 for row in bon:
-    print(f"n={row['n']:2d}  KL {row['kl']:.3f} (formula {best_of_n_kl(row['n']):.3f})  gold {row['gold']:+.3f}  "
-          f"win {row['win']:.3f}")
+    print(f"n={row['n']:2d}  KL ≤ {row['kl']:.3f} (the upper bound)  gold {row['gold']:+.3f}  win {row['win']:.3f}")
 
 # %% [markdown]
 # ## 12. The frontier: how much gold per unit of drift?
@@ -564,6 +595,12 @@ for row in bon:
 # Every method pays for its improvement with distance from π_ref. Plotting gold against $\sqrt{KL}$ (the
 # scale on which Gao et al. found reward curves to be simple) puts them all on one map. Higher and further
 # left is better. Look for where the β = 0 curve bends down: that is reward hacking, seen from above.
+# Two cautions. Gao et al. themselves warn that KL is an imperfect common currency: two methods can spend the
+# same nats in very different directions, so a method that looks better per nat here is not proven better in
+# general. And the "gold" judge is a proxy too, only a better-hidden one: a policy can please it with text no
+# reader would want (the β = 0 samples show how). Every judge, human raters included, is a proxy for what we
+# actually want; the leash, held-out judges and reading samples are how we notice when we are optimising the
+# proxy instead.
 
 # %%
 frontier = {}
@@ -609,8 +646,9 @@ print(f"whole notebook so far: {time.perf_counter() - started:.0f} s")
 #
 # This is the last lesson of the timeline, and RLHF is where the field still argues most.
 #
-# 1. **The critic is the weak link.** Our reward model agrees with held-out labels only somewhat more often
-#    than chance allows, and PPO without a leash found its blind spots within a few dozen iterations. Real
+# 1. **The critic is the weak link.** Our reward model agrees with held-out labels about three times in four
+#    (section 6 prints this run's figure), where a perfect critic would reach the noise ceiling of the
+#    labels, and PPO without a leash found its blind spots within a few dozen iterations. Real
 #    systems fight this with far more comparisons, larger reward models, ensembles and fresh labels on
 #    the policy's *new* answers (iterated RLHF).
 # 2. **The leash is a trade, not a fix.** β buys safety with lost improvement; there is no β that is right
