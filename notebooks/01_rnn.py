@@ -55,6 +55,7 @@ from collections import Counter
 import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from course_lib.core import (Trainer, accuracy, count_parameters, diagrams, load_names, load_shakespeare, plots,
                              train_val_split)
@@ -68,6 +69,80 @@ from course_lib.text.tokenizers import PAD
 
 lesson = Lesson("01_rnn", profile, seed)
 device, claims = lesson.device, lesson.claims
+
+# %% [markdown]
+# ## 0. Six words you will meet in every lesson
+#
+# Every model in this course, from this RNN to the chat model of lesson 09, is trained the same way. Here are
+# the words for it, each with a number you can check by hand. (If you know them, skip to section 1.)
+#
+# **Tokens, ids, embeddings.** A model reads numbers, so text is cut into *tokens* (here: characters), each
+# token gets an *id* (its row number in the vocabulary), and each id looks up a row of a learned table, its
+# *embedding*: a short vector of numbers that training will move around until similar tokens get similar vectors.
+
+# %%
+demo_vocab = sorted(set("hello world"))
+demo_ids = torch.tensor([demo_vocab.index(c) for c in "hello"])
+table = nn.Embedding(len(demo_vocab), 4)            # 4 numbers per token; random until trained
+print("vocabulary:", demo_vocab)
+print("'hello' -> ids", demo_ids.tolist(), "-> embeddings of shape", tuple(table(demo_ids).shape))
+
+# %% [markdown]
+# **Logits and softmax.** At each position the model outputs one score per vocabulary entry, a *logit*. Softmax
+# turns scores into probabilities: exponentiate, then divide by the total, so they are positive and sum to 1.
+# Bigger score, bigger share; adding the same number to every score changes nothing.
+#
+# **Cross-entropy, in nats, and perplexity.** If the model gave the true next token probability p, its loss is
+# −ln p *nats* (natural-log units; divide by ln 2 for bits). Certain and right: 0. A uniform guess over V
+# tokens: ln V. Averaged over many positions this is the *cross-entropy*. Its exponential, the *perplexity*, says
+# "as unsure as a fair choice among this many tokens".
+
+# %%
+logits = torch.tensor([2.0, 1.0, 0.1])
+probs = logits.softmax(dim=-1)
+print("logits", [round(v, 2) for v in logits.tolist()], "-> probabilities", [round(p, 3) for p in probs.tolist()],
+      f"(sum {probs.sum().item():.3f})")
+loss_if_first_is_true = -probs[0].log().item()
+print(f"loss if the first token was the true one: {loss_if_first_is_true:.3f} nats; "
+      f"PyTorch's cross_entropy says {F.cross_entropy(logits[None], torch.tensor([0])).item():.3f}")
+for nats in (math.log(65), 1.69, 0.0):
+    print(f"{nats:.2f} nats per character = perplexity {math.exp(nats):5.2f}: as unsure as a fair choice among "
+          f"{math.exp(nats):.1f} characters")
+
+# %% [markdown]
+# **Gradient descent and Adam.** Training nudges every weight a little against its *gradient*, the direction in
+# which the loss rises fastest: w ← w − learning rate × ∂loss/∂w. PyTorch computes all gradients at once with
+# `loss.backward()` (backpropagation). *Adam* is the refinement nearly everyone uses: it keeps a running average
+# of each weight's gradient (momentum) and of its square, and divides one by the square root of the other, so
+# each weight takes steps of a sensible size whatever the scale of its gradient.
+#
+# **Training and validation.** A model can memorise its training text. So we hold part of the data out: the
+# *validation* split is never trained on, and its loss is the honest measure of what was learned.
+#
+# Here is the whole loop on the smallest model there is, one weight w fitted to y = 3x: forward, loss, backward,
+# step. Every `Trainer` in this course runs exactly these four lines, plus bookkeeping.
+
+# %%
+x_demo = torch.linspace(-1, 1, 32)
+y_demo = 3 * x_demo
+w = torch.zeros(1, requires_grad=True)
+opt = torch.optim.SGD([w], lr=0.5)                # plain gradient descent; the lessons' Trainer uses AdamW
+for step in range(20):
+    prediction = w * x_demo                       # forward
+    loss = ((prediction - y_demo) ** 2).mean()    # loss (mean squared error here; cross-entropy for text)
+    opt.zero_grad()
+    loss.backward()                               # backward: fills w.grad
+    opt.step()                                    # step: w <- w - 0.5 * w.grad
+    if step % 5 == 0 or step == 19:
+        print(f"step {step:2d}: w = {w.item():.3f}, loss = {loss.item():.4f}")
+claims.check("gradient_steps_find_the_weight", abs(w.item() - 3) < 0.01, required_at="always", w=w.item())
+
+# %% [markdown]
+# **What `claims.check` is.** Each lesson states its headline results as *claims* and checks them on the run you
+# just did: a name, a pass/fail test and the numbers behind it. A claim marked `required_at="lesson"` must hold
+# at the lesson's full size (the run stops if it does not); `"always"` claims hold even in the quick `smoke`
+# runs that CI uses; `"never"` claims are reported, not required (timings, or results that vary too much to
+# promise). Every claim lands in `build/results/` and in the course's evidence table.
 
 # %% [markdown]
 # ## 1. The cell, written out
@@ -159,6 +234,9 @@ claims.check("rnn_cell_matches_torch", err < 1e-5, required_at="always", max_abs
 #
 # We train on windows of `block` characters. Within a window, BPTT sends the error back through every step;
 # across windows, nothing flows (*truncated* BPTT), so the window length bounds what gradients can teach.
+# The `Trainer` below runs section 0's four-line loop (forward, loss, backward, step) with the cross-entropy of
+# the next character as the loss and AdamW as the optimiser, plus a learning-rate schedule, gradient clipping
+# (section 6), periodic validation and the live plot.
 
 # %%
 text = load_shakespeare()
