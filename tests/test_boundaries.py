@@ -508,3 +508,36 @@ def test_gguf_tokenizer_names_a_byte_its_vocabulary_lacks():
     assert tok.encode("abc") == [0, 1, 2]
     with pytest.raises(ValueError, match=r"text: 'abz' needs the token 'z' \(byte 0x7a\), which this vocabulary lacks"):
         tok.encode("abz")
+
+
+def test_a_gguf_file_is_checked_against_the_checksum_beside_it(tmp_path):
+    import hashlib
+
+    from course_lib.gpt.gguf_model import GGUFError, open_gguf
+
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + bytes(100))
+    (tmp_path / "model.gguf.sha256").write_text(hashlib.sha256(b"something else").hexdigest() + "  model.gguf\n")
+    with pytest.raises(GGUFError, match=r"model.gguf has sha256 [0-9a-f]{64}, but model.gguf.sha256 says .*corrupt"):
+        open_gguf(path)
+    (tmp_path / "model.gguf.sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "  model.gguf\n")
+    with pytest.raises(GGUFError, match="could not be read as GGUF"):   # past the checksum, to the parser
+        open_gguf(path)
+    (tmp_path / "model.gguf.sha256").write_text("not a digest\n")
+    with pytest.raises(GGUFError, match=r"model.gguf.sha256: expected a sha256 \(64 hex digits"):
+        open_gguf(path)
+
+
+@pytest.mark.parametrize("body", ["", "x"])
+def test_a_chat_template_that_loops_without_end_is_stopped_by_its_budget(body):
+    from course_lib.text.gguf_tokenizer import GGUFTokenizer, bytes_to_unicode
+
+    spell = bytes_to_unicode()
+    tok = GGUFTokenizer([spell[b] for b in range(256)], [], [],
+                        chat_template="{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}")
+    assert tok.render_chat([{"role": "user", "content": "hi"}]) == "<user>hi"
+    tok.chat_template = "{% for i in range(100000) %}{% for j in range(100000) %}" + body + "{% endfor %}{% endfor %}"
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"chat template: more than 1,000,000 steps"):
+        tok.render_chat([])
+    assert time.perf_counter() - start < 30       # each range is capped, 10**10 steps were not

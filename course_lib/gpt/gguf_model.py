@@ -70,12 +70,26 @@ def _verify_smollm2(path: Path, size: int, mtime_ns: int) -> None:
 
 
 def open_gguf(path: str | Path):
-    """A `gguf.GGUFReader` on `path`, or a GGUFError that names the file and what was expected."""
+    """A `gguf.GGUFReader` on `path`, or a GGUFError that names the file and what was expected.
+
+    Before anything is read, the file is checked against the sha256 of a checksum file beside it
+    (`<file>.sha256`, as `sha256sum` writes it) when there is one: a file whose tensor bytes were corrupted
+    otherwise loads (only the bundled SmolLM2 file has a known checksum)."""
     import gguf
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no GGUF file at {path}")
+    beside = path.with_name(path.name + ".sha256")
+    if beside.exists():
+        words = beside.read_text(encoding="utf-8", errors="replace").split()
+        expected = words[0].lower() if words else ""
+        if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+            raise GGUFError(f"{beside}: expected a sha256 (64 hex digits, as `sha256sum {path.name}` writes it)")
+        digest = sha256_of(path)
+        if digest != expected:
+            raise GGUFError(f"{path} has sha256 {digest}, but {beside.name} says {expected}: the file is corrupt "
+                            f"or not the one the checksum was made for; download it again")
     size = path.stat().st_size
     with open(path, "rb") as f:
         magic = f.read(4)

@@ -37,6 +37,9 @@ def bytes_to_unicode() -> dict[int, str]:
     return chars
 
 
+CHAT_TEMPLATE_BUDGET = 1_000_000   # loop iterations over range() plus output pieces a chat template may take
+
+
 class GGUFTokenizer:
     """Byte-level BPE over a vocabulary of byte-spelled strings (GPT-2 style), plus control tokens
     (`<|im_start|>`, ...) that are matched whole in the text, and the chat template."""
@@ -137,9 +140,30 @@ class GGUFTokenizer:
             raise ValueError(f"chat template: {message}")
 
         env.globals["raise_exception"] = raise_exception
-        return env.from_string(self.chat_template).render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                                         bos_token=self.tokens[self.bos_id] if self.bos_id is not None else "",
-                                                         eos_token=self.tokens[self.eos_id] if self.eos_id is not None else "")
+        budget = [CHAT_TEMPLATE_BUDGET]
+
+        def spend(what: str) -> None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise ValueError(f"chat template: more than {CHAT_TEMPLATE_BUDGET:,} steps ({what}); a template "
+                                 f"for a conversation needs a few hundred: this one loops without end")
+
+        capped_range = env.globals["range"]                  # the sandbox's: each range capped, not their product
+
+        def counted_range(*args):
+            for value in capped_range(*args):
+                spend("loop iterations")
+                yield value
+
+        env.globals["range"] = counted_range
+        template = env.from_string(self.chat_template)
+        out = []
+        for piece in template.generate(messages=messages, add_generation_prompt=add_generation_prompt,
+                                       bos_token=self.tokens[self.bos_id] if self.bos_id is not None else "",
+                                       eos_token=self.tokens[self.eos_id] if self.eos_id is not None else ""):
+            spend("output pieces")
+            out.append(piece)
+        return "".join(out)
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
         return self.encode(self.render_chat(messages, add_generation_prompt))
