@@ -22,7 +22,7 @@ LATEST := .venv-latest
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
-	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\" SEED=1"
+	@echo "make course     run every lesson notebook: PROFILE=smoke|lesson|gpu LESSONS=\"01 02\" SEED=1 (skips current ones; FRESH=1)"
 	@echo "make test       the test suite (unit + oracle tests, every notebook at the smoke profile)"
 	@echo "make doctor     is this machine ready? versions, device, kernel, data and model checksums, minutes per lesson"
 	@echo "make compare    your build/results against the course's reference runs: only what is off (ALL=1: every number)"
@@ -71,8 +71,11 @@ data: $(STAMP)
 notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --update --to ipynb --update-metadata '{"jupytext": null}' notebooks/[0-9][0-9]_*.py
 
+# A lesson whose results are current (same profile, seed, torch and code) is skipped: after Ctrl-C the same command
+# goes on where it stopped. FRESH=1 runs every lesson again; FORCE=1 runs PROFILE=gpu on a machine without a GPU.
 course: $(STAMP) data
-	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)" $(if $(SEED),--seed "$(SEED)")
+	$(PY) -m course_lib.harness.runner --profile "$(PROFILE)" --lessons "$(LESSONS)" $(if $(SEED),--seed "$(SEED)") \
+		$(if $(FRESH),--fresh) $(if $(FORCE),--force)
 
 test: $(INSTRUCTOR) $(BOOK)
 	$(VENV)/bin/pytest

@@ -7,12 +7,30 @@ from course_lib.harness.claims import ClaimFailed, Claims
 from course_lib.harness.report import write_report
 
 
+@pytest.fixture(autouse=True)
+def recorded(tmp_path, monkeypatch):
+    """Claims record only where told (the runner's opt-in): these tests opt in to their private build/results."""
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "build" / "results"))
+
+
+def test_a_notebook_run_outside_the_runner_records_nothing(tmp_build, monkeypatch, capsys):
+    """JupyterLab, nbconvert, a student's copy: the claims are checked and printed, build/results/ untouched."""
+    monkeypatch.delenv("COURSE_RESULTS_DIR")
+    c = Claims("99_demo", "smoke", seed=4)
+    with pytest.raises(ClaimFailed):
+        c.check("holds", False, required_at="always", x=1)
+    assert "[claim] holds: FAIL" in capsys.readouterr().out
+    assert c.path is None and not tmp_build.exists()
+    Claims("99_demo", "smoke", results_dir=tmp_build / "mine", seed=4).check("holds", True, required_at="always")
+    assert json.loads((tmp_build / "mine" / "99_demo.json").read_text())["seed"] == 4      # explicit: recorded
+
+
 def test_results_file_format(tmp_build):
     c = Claims("99_demo", "smoke", torch.device("cpu"))
     c.check("mechanics_hold", True, required_at="always", err=torch.tensor(1.234567e-7), n=3)
     c.check("learning_result", False, required_at="lesson", acc=0.51234)  # not required at smoke: no raise
     data = json.loads((tmp_build / "results" / "99_demo.json").read_text())
-    assert set(data) == {"notebook", "profile", "device", "torch", "seconds", "claims"}
+    assert set(data) == {"notebook", "profile", "seed", "device", "torch", "cpu", "seconds", "claims"}
     assert data["notebook"] == "99_demo" and data["profile"] == "smoke" and data["device"] == "cpu"
     assert data["torch"] == torch.__version__ and data["seconds"] >= 0
     first, second = data["claims"]
@@ -72,6 +90,7 @@ def test_lesson_opens_and_closes_a_notebook(tmp_build, capsys):
     out = capsys.readouterr().out
     assert "profile=smoke" in out and "notebook_within_10_minutes" in out and "works" in out
     data = json.loads((tmp_build / "results" / "99_demo.json").read_text())
+    assert data["seed"] == 3
     timing = data["claims"][-1]
     assert timing["name"] == "notebook_within_10_minutes" and timing["required_at"] == "never"
     assert timing["metrics"]["minutes"] < 1

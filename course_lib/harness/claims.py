@@ -13,11 +13,18 @@ CI machine, a faster server, a GPU). So a required claim may not carry a time, a
 its metrics (`check` refuses one); timings are measurements, recorded in claims with required_at="never".
 Where speed is the lesson's point, the required claim counts the work (FLOPs, tokens recomputed, sequential
 steps) and the measured time goes beside it as a reported claim.
+
+Who writes build/results/: only the runner (`make course`), which names the folder for its kernels in
+`COURSE_RESULTS_DIR` (a staging folder it moves into place when the lesson finishes). A notebook run anywhere
+else (JupyterLab, the learner's workspace, nbconvert, a student's copy) checks and prints its claims but records
+nothing, so it never mixes into the evidence. Setting `COURSE_RESULTS_DIR` yourself (or passing `results_dir`) is
+the explicit opt-in.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -25,7 +32,6 @@ from typing import Any
 
 import torch
 
-from ..core import paths
 from ..core.checkpoints import atomic_write
 from ..core.runtime import PROFILES, check_profile, cpu_name
 
@@ -35,6 +41,9 @@ _REQUIRED = {"always": PROFILES, "lesson": ("lesson", "gpu"), "gpu": ("gpu",), "
 # Metric names that read a clock: seconds, minutes, "_s" suffixes, rates per second, speedups, throughput.
 CLOCK_METRIC = re.compile(r"seconds|minutes|(^|_)(s|ms)$|per_s(ec)?($|_)|per_second|speedup|throughput|time",
                           re.IGNORECASE)
+
+
+RESULTS_ENV = "COURSE_RESULTS_DIR"    # set by the runner for its kernels: where claims are recorded
 
 
 class ClaimFailed(AssertionError):
@@ -67,12 +76,14 @@ def _plain(value: Any) -> Any:
 
 class Claims:
     def __init__(self, notebook: str, profile: str, device: torch.device | str = "cpu",
-                 results_dir: str | Path | None = None):
+                 results_dir: str | Path | None = None, seed: int | None = None):
         self.notebook = notebook
         self.profile = check_profile(profile)
         self.device = str(device)
+        self.seed = seed
         self.started = time.perf_counter()
-        self.path = Path(results_dir or paths.results_dir()) / f"{notebook}.json"
+        folder = results_dir or os.environ.get(RESULTS_ENV)
+        self.path = Path(folder) / f"{notebook}.json" if folder else None   # None: not recorded (see the module)
         self.records: list[dict] = []
         self._write()
 
@@ -99,9 +110,12 @@ class Claims:
             raise ClaimFailed(f"claim {name!r} failed at profile {self.profile!r}: {shown}")
 
     def _write(self) -> None:
+        if self.path is None:
+            return
         data = {
             "notebook": self.notebook,
             "profile": self.profile,
+            "seed": self.seed,
             "device": self.device,
             "torch": torch.__version__,
             "cpu": cpu_name(),

@@ -19,7 +19,7 @@ class Lesson:
     def __init__(self, notebook: str, profile: str, seed: int = 0, device: str | None = None):
         self.notebook, self.profile, self.seed = notebook, profile, seed
         self.device = runtime.setup(profile, seed, device)
-        self.claims = Claims(notebook, profile, self.device)
+        self.claims = Claims(notebook, profile, self.device, seed=seed)
         self.started = time.perf_counter()
 
     def minutes(self) -> float:

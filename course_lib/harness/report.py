@@ -16,6 +16,32 @@ def load_results(results_dir: Path | None = None) -> list[dict]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob("*.json"))]
 
 
+class MixedRuns(ValueError):
+    """Results from more than one profile or seed, where one table must come from one run's settings."""
+
+
+def mixed_runs(results: list[dict]) -> str | None:
+    """None when every result has the same profile and seed, else a message naming which lesson has which."""
+    groups: dict[tuple, list[str]] = {}
+    for r in results:
+        groups.setdefault((r["profile"], r.get("seed")), []).append(r["notebook"][:2])
+    if len(groups) <= 1:
+        return None
+    parts = [f"{' '.join(lessons)} at profile {profile}, seed {'unknown' if seed is None else seed}"
+             for (profile, seed), lessons in sorted(groups.items(), key=lambda kv: kv[1])]
+    return ("the results mix runs (" + "; ".join(parts) + "): numbers from different profiles or seeds "
+            "do not belong in one table. Rerun the odd ones with the same settings (make course PROFILE=.. "
+            "SEED=.. LESSONS=\"..\"), or keep runs apart with COURSE_BUILD_DIR=another/folder.")
+
+
+def check_one_run(results: list[dict]) -> list[dict]:
+    """`results`, or MixedRuns when they mix profiles or seeds (see mixed_runs)."""
+    message = mixed_runs(results)
+    if message:
+        raise MixedRuns(message)
+    return results
+
+
 def _metrics_text(metrics: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in metrics.items())
 
@@ -35,9 +61,10 @@ def to_markdown(results: list[dict], profile: str | None = None) -> str:
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     devices = sorted({r["device"] for r in results}) or ["-"]
     profiles = sorted({r["profile"] for r in results}) or [profile or "-"]
+    seeds = sorted({str(r["seed"]) for r in results if r.get("seed") is not None}) or ["-"]
     head = ["# Evidence table", "",
             f"Generated {stamp} on {platform.node() or 'this machine'} ({platform.machine()}), "
-            f"device {', '.join(devices)}, profile {', '.join(profiles)}.", "",
+            f"device {', '.join(devices)}, profile {', '.join(profiles)}, seed {', '.join(seeds)}.", "",
             "| lesson | claim | numbers | result | required at | notebook seconds |",
             "|---|---|---|---|---|---|"]
     body = [f"| {r['lesson']} | {r['claim']} | {r['numbers']} | {r['result']} | {r['required']} | {r['seconds']} |"
@@ -65,8 +92,12 @@ table{{border-collapse:collapse}}tr.ok td:nth-child(4){{color:#080}}tr.bad td:nt
 <th>notebook seconds</th></tr>{trs}</table></body></html>"""
 
 
-def write_report(results_dir: Path | None = None, profile: str | None = None) -> Path:
-    results = load_results(results_dir)
+def write_report(results_dir: Path | None = None, profile: str | None = None, seed: int | None = None) -> Path:
+    """The evidence table of the results at `profile` and `seed` (when given; results of other runs are left out),
+    refusing a mix (MixedRuns)."""
+    results = [r for r in load_results(results_dir) if (profile is None or r["profile"] == profile)
+               and (seed is None or r.get("seed") == seed)]
+    check_one_run(results)
     build = paths.build_dir()
     md = build / "report.md"
     md.parent.mkdir(parents=True, exist_ok=True)
