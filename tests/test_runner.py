@@ -205,3 +205,22 @@ def test_report_refuses_mixed_profiles_and_seeds(tmp_build):
     text = report.write_report(profile="smoke", seed=0).read_text()     # one run's settings: fine
     assert "profile smoke, seed 0." in text and "| 01_a | smoke |" in text and "02_b" not in text
     assert report.mixed_runs(report.load_results()[:1]) is None
+
+
+def test_book_and_compare_refuse_mixed_profiles_and_seeds(tmp_path, capsys):
+    """Both read build/results/ as one run; a mix is refused with the lessons named, a single run goes through."""
+    from course_lib.harness import book, compare
+    results, executed = tmp_path / "results", tmp_path / "executed"
+    results.mkdir()
+    executed.mkdir()
+    nbformat.write(lesson("01_a", ""), executed / "01_a.ipynb")
+    for name, profile, seed in (("01_a", "smoke", 0), ("02_b", "smoke", 1)):
+        (results / f"{name}.json").write_text(json.dumps({"notebook": name, "profile": profile, "seed": seed,
+                                                          "device": "cpu", "seconds": 1, "claims": []}))
+    assert compare.main(["--results", str(results)]) == 2
+    assert "01 at profile smoke, seed 0; 02 at profile smoke, seed 1" in capsys.readouterr().err
+    with pytest.raises(book.BookError, match="01 at profile smoke, seed 0; 02 at profile smoke, seed 1"):
+        book.assemble(tmp_path / "src", executed, results, tmp_path / "README.md", tmp_path / "cards.md")
+    (results / "02_b.json").unlink()                       # one run: no refusal (the book stops later, no README)
+    with pytest.raises(book.BookError, match="README.md: not found"):
+        book.assemble(tmp_path / "src", executed, results, tmp_path / "README.md", tmp_path / "cards.md")

@@ -359,9 +359,11 @@ def executed_notebooks(executed: Path) -> list[Path]:
 def assemble(src: Path, executed: Path, results_dir: Path, readme: Path, datasets_readme: Path) -> Assembled:
     """Write the book's sources into `src` (emptied first, except the copied static files)."""
     notebooks = executed_notebooks(executed)
-    from .report import load_results
+    from .report import load_results, mixed_runs
 
     results = load_results(results_dir) if results_dir.is_dir() else []
+    if mixed_runs(results):                     # one book, one run's settings
+        raise BookError(f"{results_dir}: {mixed_runs(results)}")
     claims_by_lesson = {r["notebook"]: [c["name"] for c in r["claims"]] for r in results}
     src.mkdir(parents=True, exist_ok=True)
     for old in src.iterdir():                   # no page from an earlier build (a lesson since removed)

@@ -458,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print(f"no results in {args.results or paths.results_dir()}: run `make course` (or PROFILE=smoke) first")
         return 1
+    from .report import mixed_runs
+    if mixed_runs(results):
+        print(f"make compare: {args.results or paths.results_dir()}: {mixed_runs(results)}", file=sys.stderr)
+        return 2
     status = 0
     for profile in sorted({r["profile"] for r in results}):
         mine = [r for r in results if r["profile"] == profile]
