@@ -68,7 +68,7 @@ def test_a_failing_required_claim_is_shown_and_fails_the_command(tmp_path, capsy
     (results / "01_x.json").write_text(json.dumps(mine))
     assert compare.main(["--results", str(results), "--reference", str(ref_path)]) == 1
     out = capsys.readouterr().out
-    assert "!! 01_x  oracle" in out and "FAIL: FAIL (required)" in out and "1 required claim(s) FAILED" in out
+    assert "!! 01_x  oracle" in out and "yours FAIL: FAIL (required)" in out and "1 required claim(s) FAILED" in out
     # all claims pass and numbers are inside: exit 0 even with --strict
     mine["claims"][1].update(passed=True, metrics={"gap": 0.0})
     (results / "01_x.json").write_text(json.dumps(mine))

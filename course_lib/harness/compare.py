@@ -46,7 +46,15 @@ ERROR_METRIC = re.compile(r"(^|_)(err|error|diff|gap|deviation)(_|$)|^differ_", 
 # in a claim that carries a time or a speed, these are derived from the clock too (tokens/s ratio, time slope)
 SPEED_DERIVED = re.compile(r"ratio|speedup|slope|faster", re.IGNORECASE)
 # (lesson, claim) -> why its trained numbers follow the CPU's arithmetic, not only the seed (shown, never flagged)
-CHAOTIC: dict[tuple[str, str], str] = {}
+# Measured: seed 0 at smoke on 1 thread against the reference's seed 0 on 2 threads (same CPU) differed in these
+# trained numbers only, apart from error sizes and a 4th-digit SFT loss.
+CHAOTIC: dict[tuple[str, str], str] = {
+    ("01_rnn", "clipping_tames_exploding_gradients"):
+        "the unclipped run explodes, so its norms and loss follow float rounding (largest norm 1.0e4 on 1 thread, "
+        "1.1e5 on 2, same seed)",
+    ("07_bert", "lora_within_2_points_of_full"):
+        "at smoke the dev set is 64 sentences, 1.6 points each; 1 and 2 threads at the same seed differ by one",
+}
 WIDTH = 80
 MAX_LIST = 16                        # longer lists (curves, token ids) are not compared element by element
 
@@ -392,7 +400,8 @@ def compact(rows: list[dict]) -> str:
             last = (r["lesson"], r["claim"])
             out += textwrap.wrap(f"!! {r['lesson']}  {r['claim']}", WIDTH, subsequent_indent="   ")
         if r["metric"] in ("", "(result)"):
-            text = f"{r['yours'] or 'result'}: {r['verdict']} (reference {r['reference']})"
+            yours = "" if r["yours"] in ("", "-") else f"yours {r['yours']}: "
+            text = f"{yours}{r['verdict']}; reference {r['reference']}"
         else:
             text = f"{r['metric']} = {r['yours']}: {r['verdict']}, reference {r['reference']}"
         out += textwrap.wrap(text, WIDTH, initial_indent="   ", subsequent_indent="     ")
