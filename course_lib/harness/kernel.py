@@ -8,6 +8,7 @@ the warning does not concern. Windows has no IPC transport and keeps TCP (and th
 from __future__ import annotations
 
 import os
+import uuid
 
 
 def papermill_options() -> dict:
@@ -21,5 +22,16 @@ def papermill_options() -> dict:
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            # jupyter_client's default is the *relative* path "kernel-ipc" when no connection file is named yet:
+            # every kernel started from one folder then shares kernel-ipc-1..5 there, and two runs at once talk
+            # to each other's kernels ("Invalid Signature"). A unique path in the private runtime folder instead.
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            folder = jupyter_runtime_dir()
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            return os.path.join(folder, f"course-{uuid.uuid4().hex[:12]}-ipc")
 
     return {"kernel_manager_class": IPCKernelManager}
