@@ -48,6 +48,17 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
+# Outside the course's repository (Colab, a lesson saved alone) this installs its package first.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    target = os.environ.get("COURSE_LIB_PIP", "course_lib @ git+https://github.com/llm-evolution-course/rnn-to-rlhf@main")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", target])
+    importlib.invalidate_caches()
+
+# %%
 import math
 import random
 from collections import Counter
@@ -66,6 +77,7 @@ from course_lib.recurrent import (CharLM, RNNCell, RecurrentConfig, SequenceClas
 from course_lib.text import (CharTokenizer, batches_by_step, evaluate_lm, lm_loss, pad_batch, uniform_loss,
                              window_batch)
 from course_lib.text.tokenizers import PAD
+from IPython.display import Markdown, display
 
 lesson = Lesson("01_rnn", profile, seed)
 device, claims = lesson.device, lesson.claims
@@ -222,7 +234,7 @@ claims.check("rnn_cell_matches_torch", err < 1e-5, required_at="always", max_abs
 # | **one-to-many** | one input (a start token) | a sequence | sampling text from a language model |
 # | **many-to-many** | a sequence | one output per step | next-character prediction (section 3) |
 #
-# Translation (lesson 03) is a fourth shape: many-to-many with different lengths, which needs two RNNs.
+# Translation (lesson 03) is a fourth shape: many-to-many with different lengths, first solved with two RNNs.
 
 # %% [markdown]
 # ## 3. A character-level language model on Shakespeare
@@ -233,7 +245,8 @@ claims.check("rnn_cell_matches_torch", err < 1e-5, required_at="always", max_abs
 # $\ln 65 \approx 4.17$ nats per character; everything below that is learned.
 #
 # We train on windows of `block` characters. Within a window, BPTT sends the error back through every step;
-# across windows, nothing flows (*truncated* BPTT), so the window length bounds what gradients can teach.
+# each window starts from a blank state, and neither information nor gradient crosses from one window to the
+# next, so the window length bounds what gradients can teach.
 # The `Trainer` below runs section 0's four-line loop (forward, loss, backward, step) with the cross-entropy of
 # the next character as the loss and AdamW as the optimiser, plus a learning-rate schedule, gradient clipping
 # (section 6), periodic validation and the live plot.
@@ -296,21 +309,40 @@ claims.check("char_rnn_val_loss_at_most_2.2", final_val <= 2.2, required_at="les
 # ## 4. Many-to-one: which language is a surname from?
 #
 # Same cell, different wiring: read a surname letter by letter, then classify from the final hidden state.
-# The data are 20,074 surnames from 18 languages (the PyTorch tutorial's list). The classes are very
-# unbalanced: Russian alone is about 47 %, so *always answer Russian* is the baseline to beat.
+# The data are the surname lists of the PyTorch tutorial: 18 languages, very unbalanced (Russian alone is
+# almost half), so *always answer Russian* is the baseline to beat.
+#
+# **A trap in the data.** The lists repeat names: some languages' files are mostly copies of a few dozen names.
+# Shuffle the lines and cut, and the same name lands on both sides of the split: the test then rewards
+# *memorising* names, not reading them. So we remove repeated (name, language) lines and split by **distinct
+# name**: every spelling goes wholly to train, validation or test.
 
 # %%
-pairs = load_names()
+raw_pairs = load_names()
+pairs = sorted(set(raw_pairs))                                    # each (name, language) once
 languages = sorted({lang for _, lang in pairs})
-random.Random(seed).shuffle(pairs)
-n_test = n_val = len(pairs) // 10
-test_pairs, val_pairs, train_pairs = pairs[:n_test], pairs[n_test:n_test + n_val], pairs[n_test + n_val:]
+distinct_names = sorted({n for n, _ in pairs})
+random.Random(seed).shuffle(distinct_names)
+n_test = n_val = len(distinct_names) // 10
+side = {n: "test" for n in distinct_names[:n_test]}
+side.update({n: "val" for n in distinct_names[n_test:n_test + n_val]})
+test_pairs = [p for p in pairs if side.get(p[0]) == "test"]
+val_pairs = [p for p in pairs if side.get(p[0]) == "val"]
+train_pairs = [p for p in pairs if p[0] not in side]
+random.Random(seed).shuffle(train_pairs)
 name_tok = CharTokenizer.fit("".join(n for n, _ in pairs), specials=(PAD,))
 lang_id = {lang: i for i, lang in enumerate(languages)}
 majority = Counter(lang for _, lang in train_pairs).most_common(1)[0]
 majority_acc = sum(lang == majority[0] for _, lang in test_pairs) / len(test_pairs)
-print(f"{len(pairs):,} names, {len(languages)} languages, {len(name_tok)} symbols; "
+lines_per_lang, distinct_per_lang = Counter(l for _, l in raw_pairs), Counter(l for _, l in pairs)
+print(f"{len(raw_pairs):,} lines -> {len(pairs):,} distinct (name, language) pairs, {len(languages)} languages, "
+      f"{len(name_tok)} symbols; train/val/test {len(train_pairs):,}/{len(val_pairs):,}/{len(test_pairs):,}; "
       f"majority class {majority[0]!r} = {majority_acc:.1%} of the test set")
+print("most repeated:", ", ".join(f"{l} {lines_per_lang[l]:,} lines / {distinct_per_lang[l]:,} distinct"
+                                  for l in sorted(languages, key=lambda l: distinct_per_lang[l] / lines_per_lang[l])[:3]))
+shared = ({n for n, _ in test_pairs} | {n for n, _ in val_pairs}) & {n for n, _ in train_pairs}
+claims.check("names_split_has_no_shared_names", not shared and not ({n for n, _ in test_pairs} & {n for n, _ in val_pairs}),
+             required_at="always", shared=len(shared), distinct_names=len(distinct_names))
 
 
 def encode_names(batch_pairs):
@@ -379,10 +411,20 @@ claims.check("names_beats_majority", test_acc > majority_acc, required_at="lesso
 claims.check("names_test_accuracy_at_least_70pct", test_acc >= 0.70, required_at="lesson",
              test_acc=test_acc, majority=majority_acc)
 
-# %% [markdown]
-# The confusion matrix shows where the mistakes live: languages with few examples and shared spelling
-# habits (Spanish/Portuguese/Italian, English/Scottish/Irish) blur together; Japanese, Russian and Arabic,
-# with distinctive letter patterns, are easy.
+# %%
+per_lang_acc = {languages[i]: confusion[i, i].item() for i in range(len(languages))
+                if any(lang == languages[i] for _, lang in test_pairs)}
+best, worst = sorted(per_lang_acc, key=per_lang_acc.get, reverse=True), sorted(per_lang_acc, key=per_lang_acc.get)
+n_test_of = Counter(lang for _, lang in test_pairs)
+display(Markdown(
+    "The confusion matrix shows where the mistakes live. Best recognised on this run: "
+    + ", ".join(f"{l} ({per_lang_acc[l]:.0%} of {n_test_of[l]} test names)" for l in best[:3])
+    + "; worst: " + ", ".join(f"{l} ({per_lang_acc[l]:.0%} of {n_test_of[l]})" for l in worst[:3]) + ". "
+    f"Arabic is a warning about data, not about letters: its file has {lines_per_lang['Arabic']:,} lines but only "
+    f"{distinct_per_lang['Arabic']:,} distinct names, so with a line-by-line split nearly every Arabic test name "
+    "was also a training name, and the model scored almost perfectly by remembering them. With the split by name "
+    "it has few Arabic names to learn from and only a handful to be tested on, so its row is harder and noisier. Languages with few names and shared "
+    "spelling habits (Spanish/Portuguese/Italian, English/Scottish/Irish) blur together."))
 
 # %% [markdown]
 # ## 5. The proof: the learning signal fades with distance
