@@ -59,6 +59,17 @@ profile = os.environ.get("COURSE_PROFILE", "lesson")  # smoke | lesson | gpu
 seed = 0
 
 # %%
+# Outside the course's repository (Colab, a lesson saved alone) this installs its package first.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    target = os.environ.get("COURSE_LIB_PIP", "course_lib @ git+https://github.com/llm-evolution-course/rnn-to-rlhf@main")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", target])
+    importlib.invalidate_caches()
+
+# %%
 import math
 import random
 import time
