@@ -180,3 +180,23 @@ def test_a_tiny_book_builds_offline(tmp_path):
     checked, broken = book.check_evidence_links(html)
     assert (checked, broken) == (1, [])
     assert nbformat.read(executed / "01_tiny.ipynb", as_version=4) == nb   # the executed copy is untouched
+
+
+def test_the_measurement_log_is_a_page_of_the_book(tmp_path):
+    """docs/EVIDENCE.md (the log moved out of the README) becomes the book's measurements page; without it, none."""
+    import yaml
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    nbformat.write(_notebook("md:# 01 · A lesson", "x = 1"), executed / "01_a.ipynb")
+    readme, cards = tmp_path / "README.md", tmp_path / "cards.md"
+    readme.write_text("# A course\n\nIntro.\n\n## For teachers\n\nGrade it.\n")
+    cards.write_text("# Data\n")
+    book.assemble(tmp_path / "src", executed, tmp_path / "results", readme, cards)
+    assert not (tmp_path / "src" / "measurements.md").exists()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "EVIDENCE.md").write_text("# Evidence\n\nSee the [README](../README.md): 49.1 min.\n")
+    book.assemble(tmp_path / "src", executed, tmp_path / "results", readme, cards)
+    assert (tmp_path / "src" / "measurements.md").read_text() == "# Evidence\n\nSee the README: 49.1 min.\n"
+    toc = yaml.safe_load((tmp_path / "src" / "_toc.yml").read_text())
+    assert {"file": "measurements"} in toc["parts"][1]["chapters"]
+    assert (book.paths.ROOT / "docs" / "EVIDENCE.md").read_text().count("| 01_rnn |") >= 3   # the real log moved

@@ -46,7 +46,7 @@ def test_ruff_configuration_catches_what_it_must(tmp_path):
 
 
 def test_codespell_finds_nothing_in_sources_readme_and_data_cards():
-    targets = ["course_lib", "tests", "Makefile", "pyproject.toml", "README.md", "datasets/README.md",
+    targets = ["course_lib", "tests", "Makefile", "pyproject.toml", "README.md", "docs", "datasets/README.md",
                *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))]
     proc = _run(_tool("codespell"), *targets)
     assert proc.returncode == 0, f"codespell findings (a real word? add it to [tool.codespell]):\n{proc.stdout}"

@@ -392,6 +392,9 @@ def assemble(src: Path, executed: Path, results_dir: Path, readme: Path, dataset
         "data.md": _unlink_relative(datasets_readme.read_text(encoding="utf-8")),
         "teachers.md": _unlink_relative(markdown_section(readme_text, "## For teachers")),
     }
+    log = readme.parent / "docs" / "EVIDENCE.md"           # the measurement log, beside the README when there is one
+    if log.is_file():
+        pages["measurements.md"] = _unlink_relative(log.read_text(encoding="utf-8"))
     for name, text in pages.items():
         (src / name).write_text(text, encoding="utf-8")
     import yaml
@@ -399,7 +402,8 @@ def assemble(src: Path, executed: Path, results_dir: Path, readme: Path, dataset
     (src / "_config.yml").write_text(yaml.safe_dump(book_config(title), sort_keys=False), encoding="utf-8")
     toc = {"format": "jb-book", "root": "intro",
            "parts": [{"caption": "Lessons", "chapters": [{"file": name} for name in lessons]},
-                     {"caption": "The evidence", "chapters": [{"file": "evidence"}, {"file": "timeline"}]},
+                     {"caption": "The evidence", "chapters": [{"file": "evidence"}, {"file": "timeline"}]
+                      + ([{"file": "measurements"}] if "measurements.md" in pages else [])},
                      {"caption": "About", "chapters": [{"file": "data"}, {"file": "teachers"}]}]}
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     copy_assets(src / ASSETS)

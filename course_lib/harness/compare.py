@@ -3,7 +3,7 @@
     python -m course_lib.harness.compare                      # build/results against the reference, a table
     python -m course_lib.harness.compare --flagged            # only the rows that need a look
     python -m course_lib.harness.compare build --profile smoke DIR [DIR ...]   # (re)build a reference file
-    python -m course_lib.harness.compare from-readme          # the profile-lesson reference from README.md
+    python -m course_lib.harness.compare from-readme          # the profile-lesson reference from docs/EVIDENCE.md
 
 To (re)build the smoke reference: three seeded runs, each in a build folder of its own, then `build`:
 
@@ -39,6 +39,7 @@ from pathlib import Path
 from ..core import paths
 from .claims import CLOCK_METRIC
 
+EVIDENCE = paths.ROOT / "docs" / "EVIDENCE.md"   # the measurement log; its table is the lesson reference
 REFERENCE_DIR = Path(__file__).with_name("reference")
 MACHINE_METRICS = re.compile(r"(^|\.)(device|threads|machine)$|^machine_")  # describe the machine, not the result
 # oracle gaps and error sizes: each claim compares them with its own bound (err < 1e-5 ...)
@@ -213,7 +214,8 @@ def parse_numbers(text: str) -> dict:
 
 
 def results_from_readme(readme: Path, profile: str = "lesson") -> list[dict]:
-    """The README's evidence table as results files (one per lesson, device cpu): one reference run."""
+    """The evidence table (docs/EVIDENCE.md, once the README's) as results files (one per lesson, device cpu): one
+    reference run."""
     text = readme.read_text(encoding="utf-8")
     section = text.split("## Evidence from the last run", 1)[1].split("\n## ", 1)[0]
     lessons: dict[str, dict] = {}
@@ -239,11 +241,11 @@ def results_from_readme(readme: Path, profile: str = "lesson") -> list[dict]:
 
 
 def reference_from_readme(readme: Path | None = None) -> dict:
-    readme = readme or paths.ROOT / "README.md"
+    readme = readme or EVIDENCE
     results = results_from_readme(readme)
     ref = build_reference([("README evidence table", results)], "lesson",
-                          source="README.md 'Evidence from the last run': one run per lesson at profile lesson "
-                                 "(dates and machine load per lesson are in the README)")
+                          source="docs/EVIDENCE.md 'Evidence from the last run': one run per lesson at profile lesson "
+                                 "(dates and machine load per lesson are on that page)")
     texts = {(r["notebook"], c["name"]): c["text"] for r in results for c in r["claims"]}
     for lesson, claims in ref["devices"]["cpu"].items():
         for name, entry in claims["claims"].items():
@@ -512,12 +514,12 @@ def _main_build(argv: list[str]) -> int:
 
 def _main_from_readme(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.harness.compare from-readme",
-                                     description="The profile-lesson reference from README.md's evidence table.")
-    parser.add_argument("--readme", type=Path, default=paths.ROOT / "README.md")
+                                     description="The profile-lesson reference from docs/EVIDENCE.md's evidence table.")
+    parser.add_argument("--readme", type=Path, default=EVIDENCE, help="the evidence page (default docs/EVIDENCE.md)")
     parser.add_argument("--out", type=Path, default=reference_path("lesson"))
     args = parser.parse_args(argv)
     out = write_reference(reference_from_readme(args.readme), args.out)
-    print(f"written: {out} (one run: the README's evidence table)")
+    print(f"written: {out} (one run: the evidence table of {args.readme})")
     return 0
 
 
