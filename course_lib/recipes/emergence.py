@@ -141,3 +141,31 @@ class LMFamilyRecipe(Presets):
     def train_config(self, **overrides) -> TrainConfig:
         return TrainConfig(**{"steps": self.steps, "lr": self.lr, "min_lr": self.lr / 10, "warmup": self.warmup,
                               "betas": (0.9, 0.99), "weight_decay": 0.1, **overrides})
+
+
+@dataclass
+class CircuitRecipe(Presets):
+    """In-context copying and its circuit in a real pretrained model, SmolLM2-135M-Instruct read into the course's
+    own Llama (lesson 09's loader). Costs are forward passes only: no training."""
+    real_model: bool = True       # False: a tiny random Llama of the same code stands in (smoke; numbers are noise)
+    sequences: int = 8            # random-token sequences, each shown twice after a start token
+    n_random: int = 40            # tokens per copy
+    first_id: int = 17            # random ids start above SmolLM2's special tokens (0-16)
+    start_id: int = 0             # SmolLM2's <|endoftext|>: the start token in front of every sequence
+    top_k: tuple[int, ...] = (1, 3, 5, 10)     # how many top induction heads to ablate
+    claim_k: int = 5              # the k of the claim: top-k vs k random heads
+    random_draws: int = 3         # random k-head draws (the control)
+    exclude_previous: int = 5     # the top previous-token heads (the circuit's other half) stay out of the draws
+    prompts: int = 16             # few-shot prompts, each scoring every one of its n_pairs words: 128 queries
+    n_pairs: int = 8
+    labels: tuple[str, ...] = (" red", " blue", " green", " yellow")
+    sep: str = " ="
+    fewshot_k: int = 10           # top induction heads ablated in the few-shot test
+    slider_heads: int = 12        # heads in the interactive figure (the best induction and previous-token heads)
+
+    PRESETS = {
+        "smoke": dict(real_model=False, sequences=2, n_random=12, top_k=(1, 3), claim_k=3, random_draws=2,
+                      exclude_previous=2, prompts=2, n_pairs=4, fewshot_k=3, slider_heads=4),
+        "lesson": dict(),
+        "gpu": dict(sequences=32, n_random=50, random_draws=5, prompts=48),
+    }
