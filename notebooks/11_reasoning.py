@@ -165,8 +165,9 @@ claims.check("scratchpad_buys_sequential_steps",
 #
 # The experiment: the same GPT (same shape, same number of parameters), the same training problems, the same steps,
 # batch and learning rate; only the *format of the answer* changes. The loss counts the completion only (lesson 10's
-# `response_nll`). Every few steps we decode the 500 test problems greedily and count exact matches. Three seeds
-# per format, because how fast a small model finds a trick varies from one initialisation to the next.
+# `response_nll`). Every few steps we decode the test problems greedily and count exact matches. Several seeds per
+# format (three at `lesson`), because how fast a small model finds a trick varies from one initialisation to the
+# next.
 
 # %%
 fmt_runs = {fmt: [] for fmt in FORMATS}
@@ -190,7 +191,7 @@ for i, fmt in enumerate(FORMATS):
         ax.plot(steps, acc, color=f"C{i}", lw=1.5, alpha=0.85, marker="o", ms=2.5,
                 label=fmt if j == 0 else None, ls=("-", "--", ":", "-.", "-")[j % 5])
 ax.set_xlabel("training step (same batch, same learning rate)")
-ax.set_ylabel("exact match, 500 test problems (greedy)")
+ax.set_ylabel(f"exact match, {len(split.test)} test problems (greedy)")
 ax.set_title("Same model, same steps: the format of the answer decides (one line per seed)")
 ax.grid(alpha=0.3)
 ax.legend()
@@ -222,8 +223,8 @@ claims.check("reversed_digits_beat_direct", all(r > d for r, d in zip(finals["re
 # %%
 len_direct, len_scratch = PROMPT_LEN + len(completion(0, 0, "direct")), PROMPT_LEN + len(completion(0, 0, "scratchpad"))
 equal_step = fr.steps * len_direct // len_scratch
-at_equal = [max((a for s, a in run.curve if s <= equal_step), default=0.0) for run in fmt_runs["scratchpad"]]
 at_equal_step = max(s for s, _ in fmt_runs["scratchpad"][0].curve if s <= equal_step)
+at_equal = [dict(run.curve)[at_equal_step] for run in fmt_runs["scratchpad"]]
 print(f"tokens per example: direct {len_direct}, scratchpad {len_scratch}; scratchpad at step {at_equal_step} "
       f"(<= {equal_step}) has seen no more tokens than direct at step {fr.steps}")
 print(f"exact match at equal tokens: scratchpad {[round(a, 3) for a in at_equal]} vs direct "
@@ -300,10 +301,24 @@ claims.check("majority_vote_beats_one_sample", vote_before[k_vote] >= pass_befor
              problems=len(problems), samples=rr.eval_samples);
 
 # %% [markdown]
-# Majority voting works here because the model's *mistakes are scattered* (a wrong carry here, a slip there) while
-# its right answers all agree. The gap between the vote and pass@k is the value of an oracle: with a checker you can
-# keep any right answer, even a rare one; without one you need it to be the most common.
-#
+# Majority voting works because the model's *mistakes are scattered* (a wrong carry here, a slip there) while its
+# right answers all agree. The gap between the vote and pass@k is the value of an oracle: with a checker you can
+# keep any right answer, even a rare one; without one you need it to be the most common. And compare the vote with
+# greedy decoding, which also picks "the most likely", one token at a time and at no extra cost:
+
+# %%
+_greedy_wins = greedy_before >= vote_before[k_vote]
+display(Markdown(
+    f"Here greedy decoding solves {greedy_before:.0%} of the problems and the vote of {k_vote} samples "
+    f"{vote_before[k_vote]:.0%}: " + (
+        "on this small model, taking the most likely character at every step already finds the most common answer, "
+        f"without sampling {k_vote} times. Self-consistency pays when there are many different reasoning paths to "
+        "one answer, as in a large model's chains of thought; our scratchpad has only one way to be written."
+        if _greedy_wins else
+        "the vote beats greedy decoding too: different samples make different mistakes, and the right answer is "
+        "what they agree on.")))
+
+# %% [markdown]
 # ## 4. RL with a verifiable reward: the GRPO loop
 #
 # pass@k says the right answer is *often in there*. Reinforcement learning with a verifiable reward (RLVR) tries to
@@ -497,7 +512,39 @@ claims.check("kl_leash_limits_the_hack", h1[-1]["pass1"] > h0[-1]["pass1"] + 0.0
 # (unit tests that run the code, a symbolic comparison of the maths), and still find models that special-case
 # the tests.
 #
-# ## 6. What this run says
+# ## 6. A glimpse of a real model
+#
+# Does "think step by step" help a real, if tiny, chat model? SmolLM2-135M-Instruct, loaded from its 4-bit file
+# into lesson 09's Llama code, gets generated two-digit sums, asked two ways: for the number only, and step by step
+# ending with `Answer: <number>`. A program reads the final number and checks it. Greedy decoding, a small sample on
+# CPU, so the numbers are a glimpse, not a benchmark (reported, never required). Chain-of-thought prompting was
+# found to help mainly *large* models (Wei et al. saw it hurt small ones); whether it helps at 135 M parameters is
+# exactly what this measures. At `gpu`, the natural next step is this lesson's RL loop on the real model with LoRA
+# (lesson 07); it is not part of this notebook yet.
+
+# %%
+from course_lib.gpt import gguf_model
+from course_lib.reasoning import ask_all, chat_questions, read_final_number, two_digit_problems
+from course_lib.recipes import GlimpseRecipe
+
+gr = GlimpseRecipe.preset(profile)
+smol, smol_tok, _ = gguf_model.load_gguf(gguf_model.smollm2_path(), device=device)
+smol_problems = two_digit_problems(gr.problems, seed=seed)
+smol_right, smol_replies = {}, {}
+for style, budget in (("direct", gr.direct_tokens), ("step_by_step", gr.step_tokens)):
+    smol_replies[style] = ask_all(smol, smol_tok, chat_questions(smol_problems, style), budget)
+    smol_right[style] = [read_final_number(r) == a + b for r, (a, b) in zip(smol_replies[style], smol_problems.tolist())]
+    print(f"{style:13s} exact match {sum(smol_right[style])}/{len(smol_problems)}")
+for style in smol_replies:
+    a, b = smol_problems[0].tolist()
+    print(f"\n{style}, {a} + {b} = {a + b}:\n  {smol_replies[style][0][:400]!r}")
+claims.check("smollm2_step_by_step_vs_direct", True, required_at="never", problems=len(smol_problems),
+             direct=sum(smol_right["direct"]) / len(smol_problems),
+             step_by_step=sum(smol_right["step_by_step"]) / len(smol_problems))
+del smol
+
+# %% [markdown]
+# ## 7. What this run says
 #
 # The numbers below are this notebook's own, on this run's seed.
 
@@ -522,6 +569,8 @@ display(Markdown(f"""
 * **A format-only reward** went from {h0[0]['right_length']:.0%} to {h0[-1]['right_length']:.0%} satisfied while exact
   match went from {h0[0]['pass1']:.0%} to {h0[-1]['pass1']:.0%}; with the KL leash (β = {rr.leash_beta:g}) exact match
   ended at {h1[-1]['pass1']:.0%}.
+* **The real model** (SmolLM2-135M, {len(smol_problems)} two-digit sums, greedy): asked for the number only it got
+  {sum(smol_right['direct'])}, asked to work step by step {sum(smol_right['step_by_step'])}.
 """))
 
 # %% [markdown]
@@ -542,7 +591,7 @@ display(Markdown(f"""
 # how much pass@1 rose, what happened at large k, and whether problems that were solvable before became unsolvable.
 # A toy cannot settle the question for large models, but it shows exactly what to measure.
 #
-# ## 7. What still breaks
+# ## 8. What still breaks
 #
 # 1. **No checker, no RLVR.** Essays, advice and most of what people ask have no program that says "right"; there,
 #    we are back to lesson 10's learned reward models and their blind spots.
@@ -595,9 +644,10 @@ for _k in range(1, 8):
 # %% [markdown]
 # **Exercise 2 (2 points).** Group-relative advantages. `rewards` holds `k` consecutive answers per prompt. Return
 # each answer's reward minus the mean reward of its group, divided by the group's standard deviation (unbiased,
-# `torch.std`'s default) plus `eps` when `scale=True`, and not divided when `scale=False`. Then think: with
-# `scale=True`, a group with one right answer out of 8 and a group with 7 right out of 8 give the lone winner
-# (or the lone loser) advantages of the same size. Without scaling, which group's lone answer gets pushed harder?
+# `torch.std`'s default) plus `eps` when `scale=True`, and not divided when `scale=False`. Then think: compare
+# the advantage of a right answer in a group where 1 of 8 answers is right with one in a group where 4 of 8 are
+# right, with and without scaling. Which prompts does GRPO's division by the standard deviation weight up? (Liu et
+# al.'s "Dr. GRPO", 2025, argue that this, and dividing by the answer's length, bias what the model learns.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex2_advantages", "locked": false, "schema_version": 3, "solution": true}
 def my_advantages(rewards, k, scale=True, eps=1e-6):

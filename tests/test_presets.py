@@ -8,7 +8,7 @@ from course_lib.core.runtime import PROFILES
 from course_lib.gpt import GPTConfig
 from course_lib.recipes.bert import BertRecipe
 from course_lib.recipes.gpt import BabyGPTRecipe, LessonGPTRecipe, ScalingRecipe
-from course_lib.recipes.reasoning import FormatRecipe, RLVRRecipe
+from course_lib.recipes.reasoning import FormatRecipe, GlimpseRecipe, RLVRRecipe
 from course_lib.recipes.recurrent import CharLMRecipe, DelayRecipe, NamesRecipe
 from course_lib.recipes.translation import ReversalRecipe, Seq2SeqRecipe, TransformerRecipe
 from course_lib.recurrent import RecurrentConfig
@@ -19,7 +19,7 @@ from course_lib.translation import Seq2SeqConfig, TranslationConfig
 RECIPES = [CharLMRecipe, NamesRecipe, DelayRecipe, Seq2SeqRecipe, ReversalRecipe, TransformerRecipe,
            LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, BertRecipe, FormatRecipe]
 CONFIGS = [RecurrentConfig, Seq2SeqConfig, TranslationConfig, TransformerConfig, GPTConfig, BertConfig,
-           RLHFConfig, PPOConfig, DPOConfig, RewardConfig, JudgeConfig, RLVRRecipe]
+           RLHFConfig, PPOConfig, DPOConfig, RewardConfig, JudgeConfig, RLVRRecipe, GlimpseRecipe]
 
 
 @dataclass

@@ -162,3 +162,17 @@ def test_a_tiny_rl_run_trains_and_leaves_the_reference_alone():
     assert all(torch.equal(v, run.policy.state_dict()[k]) for k, v in before.items())
     correct, got = sample_answers(run.policy, split.test, "scratchpad", TOK, n=3, generator=torch.Generator().manual_seed(0))
     assert correct.shape == got.shape == (8, 3)
+
+
+def test_the_real_models_answers_are_read_by_program():
+    from course_lib.reasoning import chat_questions, read_final_number, two_digit_problems
+    assert read_final_number("7 + 6 = 13, carry 1. 4 + 3 + 1 = 8. Answer: 83") == 83
+    assert read_final_number("The answer is 1,024.") == 1024
+    assert read_final_number("**Answer:** 57") == 57
+    assert read_final_number("83") == 83 and read_final_number("no idea") is None
+    assert read_final_number("First 12, then 40, so 52") == 52
+    probs = two_digit_problems(50, seed=1)
+    assert probs.shape == (50, 2) and probs.min() >= 10 and probs.max() <= 99
+    assert chat_questions(probs[:1], "direct")[0].startswith(f"What is {probs[0, 0]} + {probs[0, 1]}?")
+    with pytest.raises(ValueError, match="style='cot'"):
+        chat_questions(probs, "cot")

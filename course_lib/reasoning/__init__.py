@@ -9,3 +9,4 @@ from .sampling import (pass_at_k, majority_vote, majority_vote_accuracy, sample_
                        greedy_accuracy, pass_curve, never_solved)
 from .supervised import (FormatRun, train_format)
 from .rl import (RLRun, rl_config, checked_rates, rl_with_verifier)
+from .real_model import (STYLES, two_digit_problems, chat_questions, read_final_number, ask_all)

@@ -72,3 +72,17 @@ class RLVRRecipe(Presets):
         "lesson": dict(),
         "gpu": dict(iterations=600, prompts=64, eval_problems=500, eval_samples=256),
     }
+
+
+@dataclass
+class GlimpseRecipe(Presets):
+    """The real model on CPU: SmolLM2-135M-Instruct asked two-digit sums directly and step by step (greedy)."""
+    problems: int = 24
+    direct_tokens: int = 16             # room for "54 + 19 = 73" when the model restates the sum
+    step_tokens: int = 96
+
+    PRESETS = {
+        "smoke": dict(problems=2, direct_tokens=4, step_tokens=8),
+        "lesson": dict(),
+        "gpu": dict(problems=200, step_tokens=160),
+    }
