@@ -59,11 +59,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) $(TORCH_CHOICE)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	@if [ "$(TORCH_BUILD)" = cpu ]; then echo "torch: installing the CPU-only build $(TORCH_REQ) from \
-		$(TORCH_CPU_INDEX): about 190 MB to download, 750 MB on disk"; \
-	elif [ "$$(uname -sm)" = "Linux x86_64" ]; then echo "torch: installing $(TORCH) from PyPI: the CUDA build \
-		on Linux x86_64, several GB with its nvidia-* libraries (TORCH_BUILD=cpu: the CPU-only build, 750 MB)"; \
-	else echo "torch: installing $(TORCH) from PyPI: a CPU build on this platform, about 750 MB"; fi
+	@if [ "$(TORCH_BUILD)" = cpu ]; then \
+		echo "torch: installing the CPU-only build $(TORCH_REQ) (about 190 MB to download, 750 MB on disk)"; \
+		echo "       from $(TORCH_CPU_INDEX), added to pip's index list (PIP_EXTRA_INDEX_URL)"; \
+	elif [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+		echo "torch: installing $(TORCH) from PyPI: on Linux x86_64 the CUDA build, several GB with its nvidia-*"; \
+		echo "       libraries (make setup TORCH_BUILD=cpu: the CPU-only build, 750 MB on disk)"; \
+	else echo "torch: installing $(TORCH) from PyPI: a CPU build on this platform, about 750 MB on disk"; fi
 	@# torch==2.13.0 is satisfied by 2.13.0+cpu: going back to the CUDA build takes the CPU one out first
 	@if [ "$(TORCH_BUILD)" = cuda ] && $(PY) -c "import sys; import torch; sys.exit('+cpu' not in torch.__version__)" \
 		2>/dev/null; then $(PIP) uninstall --quiet -y torch; fi
