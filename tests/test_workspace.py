@@ -128,3 +128,14 @@ def test_lab_serves_the_workspace_and_allows_root_only_for_root(tmp_path):
     assert workspace.lab_command(tmp_path, ["--allow-root"], is_root=True).count("--allow-root") == 1
     line = "[I ServerApp]     http://127.0.0.1:8888/lab?token=abc123"
     assert workspace.LAB_URL.search(line).group(1) == "http://127.0.0.1:8888/lab?token=abc123"
+
+
+@pytest.mark.parametrize("lesson", runner.discover(), ids=lambda p: p.stem)
+def test_run_all_in_a_learners_copy_runs_the_whole_lesson_before_the_first_exercise(lesson):
+    """Run All stops at the first unsolved exercise (NotImplementedError): every claim of the lesson (and
+    lesson.finish(), where it has one) must come before it."""
+    student = workspace.student_version(nbformat.read(lesson, as_version=4))
+    code = [c.source for c in student.cells if c.cell_type == "code"]
+    first_stub = next(i for i, s in enumerate(code) if "raise NotImplementedError()" in s)
+    last = max(i for i, s in enumerate(code) if "claims.check(" in s or "lesson.finish()" in s)
+    assert last < first_stub
