@@ -460,9 +460,60 @@ ratio_50 = (grads[50] / grads[0]).item()
 print(f"per-step factor e^b = {math.exp(rate):.3f}; the gradient at distance 50 is {ratio_50:.2e} of distance 0")
 print(f"(it halves every {math.log(0.5) / rate:.1f} steps)")
 
+# %% [markdown]
+# **Is the decay learned, or built in?** A skeptic could say training taught the model to *ignore* distant
+# characters (most of what predicts the next letter is close by), and that is what we measured. The control:
+# the same measurement on the same architecture **before training**. And the formula above makes a prediction:
+# each step back multiplies a gradient vector by $W_{hh}^\top$ (which changes its length by about
+# $\lVert W_{hh}\rVert_F/\sqrt{H}$ for a vector pointing nowhere in particular, $H$ hidden units) and by the
+# $\tanh$ slopes $1 - h_t^2$ (on average $\overline{1-h^2}$). So the per-step factor should be about
+# $\lVert W_{hh}\rVert_F/\sqrt{H} \times \overline{1-h^2}$.
+
+# %%
+def predicted_factor(cell, embed, x):
+    """The typical gain of one step back: ||W_hh||_F / sqrt(H) times the mean tanh slope on these windows."""
+    with torch.no_grad():
+        states, _ = unroll(cell, embed(x))
+        slope = (1 - states ** 2).mean().item()
+        w = cell.weight_hh
+        return w.norm().item() / math.sqrt(w.shape[0]) * slope, slope
+
+
+torch.manual_seed(seed)
+fresh = CharLM(RecurrentConfig.preset(profile, vocab_size=len(tok), cell="rnn")).to(device)   # untrained
+fresh_cell = RNNCell(fresh.cfg.embed, fresh.cfg.hidden).to(device)
+with torch.no_grad():
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(fresh_cell, name).copy_(getattr(fresh.rnn.net, f"{name}_l0"))
+grads_init = gradient_by_distance(fresh.embed, fresh_cell, fresh.head, x,
+                                  lambda logits: nn.functional.cross_entropy(logits, y[:, -1])).cpu()
+_, rate_init = plots.fit_exponential(distances[1:], grads_init[1:])
+ratio_50_init = (grads_init[50] / grads_init[0]).item()
+pred_init, slope_init = predicted_factor(fresh_cell, fresh.embed, x)
+pred_trained, slope_trained = predicted_factor(probe_cell, char_rnn.embed, x)
+plots.log_lines({"trained": (distances.numpy(), grads.numpy()), "at initialisation": (distances.numpy(), grads_init.numpy())},
+                fit="exp", xlabel="distance d from the loss (steps)", ylabel="‖∂L/∂x‖ (log scale)",
+                title="the gradient fades before any training, too");
+print(f"at initialisation: fitted factor {math.exp(rate_init):.3f}, predicted {pred_init:.3f} "
+      f"(mean tanh slope {slope_init:.3f}); at distance 50: {ratio_50_init:.1e} of distance 0")
+print(f"trained:           fitted factor {math.exp(rate):.3f}, predicted {pred_trained:.3f} "
+      f"(mean tanh slope {slope_trained:.3f})")
+
 # %%
 claims.check("rnn_gradient_decays_exponentially", rate < 0 and ratio_50 < 1e-2, required_at="lesson",
              per_step_factor=math.exp(rate), ratio_at_50=ratio_50, halving_steps=math.log(0.5) / rate)
+# The control: the decay is there before any training, at the rate the formula predicts. Fails if the untrained
+# net's gradient does not fade by 100x over 50 steps, or the fitted factor is more than 0.1 from the prediction.
+claims.check("rnn_gradient_decays_at_initialisation", math.exp(rate_init) < 0.9 and ratio_50_init < 1e-2
+             and abs(math.exp(rate_init) - pred_init) < 0.1, required_at="always",
+             fitted_factor=math.exp(rate_init), predicted_factor=pred_init, ratio_at_50=ratio_50_init,
+             trained_fitted=math.exp(rate), trained_predicted=pred_trained)
+
+# %% [markdown]
+# So the decay is not something the model learned: it is built into a plain RNN from the first step, and its
+# rate follows from two numbers you can read off the network, the size of $W_{hh}$ and how steep $\tanh$ is
+# where the states sit. (After training the simple prediction is rougher: learned weights are no longer random,
+# and a gradient vector no longer points "nowhere in particular".) Lesson 02 redoes this measurement for the LSTM.
 
 # %% [markdown]
 # ## 6. The other way to fail: exploding gradients, and clipping
