@@ -119,9 +119,10 @@ def seconds_table(reference: dict | None = None) -> str:
     reference = reference or load_reference()
     rows = ["| notebook | profile | seconds |", "|---|---|---|"]
     for lesson, ref in reference["lessons"].items():
-        seconds = "–" if ref.get("seconds") is None else str(ref["seconds"])
+        if ref.get("seconds") is None:                 # not measured yet: no row (make doctor says "no reference")
+            continue
         note = f" ({ref['note']})" if ref.get("note") else ""
-        rows.append(f"| {lesson} | {reference['profile']} | {seconds}{note} |")
+        rows.append(f"| {lesson} | {reference['profile']} | {ref['seconds']}{note} |")
     return "\n".join(rows)
 
 
