@@ -104,7 +104,7 @@ def test_a_lesson_alone_in_an_empty_folder_installs_course_lib_and_runs(tmp_path
     venv = _dependency_venv(wheel)
     python = venv / "bin" / "python"
     found = subprocess.run([str(python), "-c", "import importlib.util; print(importlib.util.find_spec('course_lib'))"],
-                           capture_output=True, text=True, timeout=120).stdout.strip()
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path).stdout.strip()  # not the checkout
     assert found == "None", f"the venv must start without course_lib: {found}"
 
     folder, home = tmp_path / "alone", tmp_path / "home"
@@ -125,7 +125,7 @@ def test_a_lesson_alone_in_an_empty_folder_installs_course_lib_and_runs(tmp_path
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "[claim] rnn_cell_matches_torch: PASS" in text
     where = subprocess.run([str(python), "-c", "import course_lib; print(course_lib.__file__)"], capture_output=True,
-                           text=True, timeout=120).stdout.strip()
+                           text=True, timeout=120, cwd=folder).stdout.strip()
     assert where.startswith(str(venv)) and "site-packages" in where      # installed from the wheel, not editable
     assert sorted(p.name for p in folder.iterdir()) == sorted([lesson.name, "executed.ipynb"])  # nothing beside
     data = home / ".local" / "share" / "course_lib" / "datasets"
