@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 03 · Sequence to sequence: translating through one vector
 #
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | LSTM | **Seq2Seq ← you are here** | Attention | Transformer | GPT / BERT | RLHF |
+#
 # **Where we are.** Lesson 01 gave us the recurrent network, a loop that folds a sequence into a hidden
 # state. Lesson 02 gave that loop a memory cell (the LSTM) so it can hold information over longer spans.
 # Both models read a sequence and produced *one output per input step*, or one label at the end.
@@ -31,8 +35,10 @@
 # * **How.** Training shows the decoder the *true* previous word at every step (teacher forcing) and asks
 #   for the next one: an ordinary next-word loss. Translating a new sentence feeds the decoder its *own*
 #   previous choice instead (greedy decoding, or beam search that keeps several candidates).
-# * **When.** 2014 to 2016 this was the state of the art in machine translation, and the pattern
-#   (encode, then generate) survives in every model since, the Transformer included.
+# * **When.** In 2014 this was the first neural contender in machine translation (Sutskever et al. beat a
+#   phrase-based baseline, not yet the best systems); with attention (lesson 04) neural translation overtook
+#   phrase-based systems by 2016. The pattern (encode, then generate) survives in every model since, the
+#   Transformer included.
 #
 # **An analogy.** Picture a relay of two interpreters who never meet. The first listens to a French
 # sentence and may pass on only one index card of fixed size. The second reads the card and says the
@@ -259,7 +265,8 @@ claims.check("greedy_by_hand_matches", mine == lib, required_at="always", senten
 # Now the whole test set, scored with **BLEU**: the share of the output's 1-, 2-, 3- and 4-word runs that
 # also appear in the reference (each counted at most as often as the reference has it), averaged
 # geometrically, times a penalty for outputs shorter than the references. 100 means identical to the
-# references; one reference per sentence and a small model make scores in the teens normal here.
+# references; one reference per sentence and a small model make low scores normal here (around 10 for this
+# model; lesson 04's reaches the teens).
 # `corpus_bleu` calls sacrebleu, the standard implementation; `bleu` is ours, written out in
 # `course_lib.core.metrics` in a dozen lines. They must agree.
 
@@ -286,10 +293,12 @@ show(random.Random(seed).sample(exact, min(4, len(exact))), "GOOD (exactly the r
 show(long_bad[:4], "BAD (long sentences, least word overlap with the reference):")
 
 # %% [markdown]
-# The good ones are short. The bad ones are long, and typically begin plausibly and then drift away from
-# the source: the card holds the gist (who, roughly what), not every detail in order. Once it runs out of
-# specifics, the decoder carries on with what it knows best, fluent English in general, which gives
-# generic phrases and repetitions such as "the of the of the".
+# The good ones are short. The bad ones are long, and two failure modes are mixed in them. Some sources are full
+# of rare words the vocabulary maps to `<unk>`: no vector, however large, could translate those. The others
+# begin plausibly and then drift away from the source: the card holds the gist (who, roughly what), not every
+# detail in order. Once it runs out of specifics, the decoder carries on with what it knows best, fluent English
+# in general, which gives generic phrases and repetitions such as "the of the of the". Only the second kind is
+# the bottleneck; the length measurement below separates it from the first.
 #
 # ### Beam search
 #
@@ -368,12 +377,15 @@ claims.check("reversal_collapses_with_length", rev_acc[short] >= 0.9 and rev_acc
 # Exact match is all or nothing: one wrong symbol and the whole sequence counts as a failure. To see *where*
 # the failures come from, score every output position on its own: how often is the $i$-th symbol written right?
 #
-# Reversal gives the positions a clear meaning. The first symbol written is the **last** one read, still fresh
-# in the encoder's final state. The last symbol written is the **first** one read: it had to survive the whole
-# encoder pass inside the vector, and then the whole decoder pass as the vector is rewritten word by word. If
-# the vector is a bottleneck, the first words read should be the first to go. (The seq2seq papers of 2014 met
-# the same effect from the other side: Sutskever and colleagues fed the source sentence in *reversed*, so
-# that the first words to translate were the last ones read, and BLEU jumped.)
+# Reversal gives the positions a clear meaning, but only once you remember how our encoder reads. It is
+# **bidirectional**: the forward GRU reads the sequence left to right, the backward GRU right to left, and c
+# holds the final state of each. So the last symbol read by the forward half (the first one to write) is fresh
+# in c, and so is the first symbol of the sequence, which the backward half read *last*. The symbols in the
+# **middle** are the furthest from both ends of both readers: if the vector is a bottleneck, they should be the
+# first to go, giving a U-shaped curve. (c itself is fed unchanged to every decoder step; what changes as the
+# decoder writes is its own state.) With a one-direction encoder, as in Sutskever et al.'s 2014 setting, the
+# first symbol read is the one that must survive longest; that is why they fed the source sentence *reversed*,
+# so the first words to translate were the last ones read, and BLEU jumped.
 #
 # Two ways to read it. **Greedy**: the decoder is fed its own previous output, as when it translates for real,
 # so one mistake can cause the next. **Teacher forced**: each step is fed the *true* previous symbol, so what
@@ -432,10 +444,10 @@ claims.check("fixed_vector_forgets_the_first_words_read", first_quarter >= last_
 # gap is mistakes feeding mistakes; whatever decline with position remains on the right is the vector's memory
 # alone, since there every step gets the true previous symbol.
 #
-# Look at the right end of the teacher-forced curves as well: at the very first symbols read, accuracy often
-# turns up again. Beginnings survive better than middles, much as people recalling a list remember its last
-# items best and its first items next best (psychologists call these the recency and primacy effects). A
-# plausible reason here: the first symbol was written into a fresh state, before anything else competed for room.
+# Look at the right end of the teacher-forced curves as well: at the very first symbols read, accuracy turns up
+# again. That is the bidirectional encoder at work: its backward half read those symbols *last*, so they are as
+# fresh in c as the last symbols of the forward half. Ends survive, the middle fades (people recalling a list
+# show a similar U, the primacy and recency effects, for reasons of their own).
 
 # %% [markdown]
 # ## What still breaks

@@ -14,15 +14,21 @@
 # %% [markdown]
 # # 04 · Attention: letting the decoder look back
 #
+# | ~1986–2010 | 1997 → 2010s | 2014 | 2015 | 2017 | 2018+ | 2022 |
+# |---|---|---|---|---|---|---|
+# | RNN | LSTM | Seq2Seq | **Attention ← you are here** | Transformer | GPT / BERT | RLHF |
+#
 # **Where we are.** Lesson 03 built an encoder-decoder that passes the whole source sentence to the
 # decoder as one fixed vector, and measured the cost: BLEU falls as sentences grow, and reversing a
-# random sequence collapses past a modest length. In 2015 Bahdanau, Cho and Bengio removed the bottleneck
+# random sequence collapses past a modest length. In 2015 (ICLR; on arXiv since September 2014) Bahdanau, Cho
+# and Bengio removed the bottleneck (Graves had used a soft attention over handwriting in 2013)
 # with an idea small enough to fit in one line of maths, and large enough that every model since is
 # built on it: **attention**.
 #
 # * **What.** Keep *all* the encoder's outputs `h_1 … h_S`, one per source word. Before writing each
 #   target word, the decoder scores every `h_j` against its own current state, turns the scores into
-#   weights that sum to one, and reads the weighted average: a *context vector* made fresh for this word.
+#   weights that sum to one with a *softmax* (exponentiate each score, divide by their total: lesson 01,
+#   section 0), and reads the weighted average: a *context vector* made fresh for this word.
 # * **Why.** The decoder no longer has to hope the one vector still holds the detail it needs; it can go
 #   back and fetch it. And the weights are readable: they show which source words each output word used.
 # * **How.** The additive score, with `s` the decoder's previous state:
@@ -31,7 +37,8 @@
 #
 #   `W`, `U` and `v` are learned with everything else; no one tells the model which words align.
 #   The decoder then works exactly as in lesson 03, with `c_t` where the fixed vector used to be.
-# * **When.** 2015 onwards: it closed most of the gap to phrase-based systems on long sentences, and two
+# * **When.** 2015 onwards: its headline result was robustness to sentence length (the fixed-vector model
+#   fell apart on long sentences, this one did not), and two
 #   years later the Transformer (lesson 05) kept the attention and dropped the recurrence.
 #
 # **An analogy.** Lesson 03's second interpreter had only an index card. Now they get the French text
@@ -60,6 +67,7 @@ import json
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from course_lib.core import Trainer, diagrams, interactive, paths, plots
 from course_lib.harness.lesson import Lesson
@@ -202,7 +210,7 @@ for b3, b4 in zip(base_report.by_bucket, attn_report.by_bucket):
 mids = [(b["low"] + b["high"]) / 2 for b in base_report.by_bucket]
 plots.lines({"03 seq2seq": (mids, [b["bleu"] for b in base_report.by_bucket]),
              "04 attention": (mids, [b["bleu"] for b in attn_report.by_bucket])},
-            "source length (words, bucket middle)", "BLEU (greedy)", title="BLEU by source length, same test set")
+            "source length (words, bucket middle)", "BLEU (greedy)", title="BLEU by source length, same test set");
 
 # %%
 longest3, longest4 = base_report.by_bucket[-1]["bleu"], attn_report.by_bucket[-1]["bleu"]
@@ -213,8 +221,20 @@ claims.check("longest_bucket_bleu_1_5x", longest4 >= 1.5 * longest3, required_at
              bucket=base_report.by_bucket[-1]["bucket"], seq2seq=longest3, attention=longest4,
              ratio=ratio(longest4, longest3))
 
+# %%
+gains = [(b3["bucket"], b4["bleu"] - b3["bleu"], ratio(b4["bleu"], b3["bleu"]))
+         for b3, b4 in zip(base_report.by_bucket, attn_report.by_bucket)]
+by_diff, by_ratio = max(gains, key=lambda g: g[1]), max(gains, key=lambda g: g[2])
+display(Markdown(
+    f"**Which sentences gain most depends on how you measure.** In BLEU points the biggest gain on this run is in "
+    f"the {by_diff[0]}-word bucket (+{by_diff[1]:.1f}); as a ratio it is in the {by_ratio[0]}-word bucket "
+    f"(×{by_ratio[2]:.2f}). Attention "
+    + ("helps in every bucket" if all(g[1] > 0 for g in gains) else "does not help in every bucket")
+    + ". The claim above is about the ratio in the longest bucket, where the fixed vector was weakest; the "
+    "attention model also loses BLEU as sentences grow, only less steeply. Each bucket is a few hundred sentences, "
+    "so differences of a point or two between neighbouring buckets are within noise."))
+
 # %% [markdown]
-# Attention helps everywhere, and most where the fixed vector struggled most: the longest sentences.
 # The absolute numbers are modest (a few minutes of CPU training, one reference per sentence, lower-cased
 # word-level BLEU): what matters is the comparison, made on the same sentences with the same budget.
 #
@@ -331,10 +351,13 @@ print("source words hardly looked at (total weight < 0.3):", ignored)
 print("output words written while attention was spread out (max weight < 0.3):", smeared)
 
 # %% [markdown]
-# Reading the failures this way is the practical value of attention maps: the ignored French words are
-# usually the ones whose meaning is absent from the English, and a run of smeared rows usually lines up
-# with the vague or repeated part of the output. Often the trigger is a rare word that became `<unk>`, or
-# a construction seen too rarely in a few minutes of training.
+# Reading the failures this way is a useful first look: an ignored French word is a good place to check
+# whether its meaning made it into the English, and a run of smeared rows a good place to look for the vague
+# or repeated part of the output. Treat these as hints, not proof. Attention weights are not a faithful
+# explanation of what the model used (Jain & Wallace 2019, *Attention is not Explanation*; Wiegreffe & Pinter
+# 2019): a different set of weights can often give the same output, and the state being averaged already mixes
+# neighbouring words. Often the trigger of a failure is a rare word that became `<unk>`, or a construction seen
+# too rarely in a few minutes of training (both models see well under one pass over the training pairs).
 #
 # ## What still breaks
 #

@@ -35,15 +35,16 @@
 # distance between them, so "it" can find "the animal" ten words back without passing the message through
 # ten hidden states. (2) *Parallel training*: with the whole target sentence known (teacher forcing), every
 # position of every layer is computed at once, as a few large matrix multiplications, exactly what GPUs (and
-# even our two CPU cores) are good at. (3) *It scales*: more layers and wider layers keep paying off, which
-# is the road to GPT and BERT.
+# even our two CPU cores) are good at. (3) *It scales*: more layers and wider layers keep paying off (Kaplan et
+# al. 2020 measured it; lesson 06 reproduces the shape in miniature), which is the road to GPT and BERT.
 #
 # **How.** Each token turns its vector into three: a **query** ("what am I looking for?"), a **key** ("what
 # do I offer?") and a **value** ("what I will hand over if chosen"). A token's score for another token is
-# the dot product of its query with that token's key, divided by $\sqrt{d}$; a softmax turns the scores into
-# weights that sum to one; the output is the weighted average of the values:
+# the dot product of its query with that token's key, divided by $\sqrt{d_k}$ ($d_k$ is the width of one
+# head's queries and keys, not the model's full width); a softmax turns the scores into weights that sum to
+# one; the output is the weighted average of the values:
 #
-# $$\text{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V .$$
+# $$\text{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V .$$
 #
 # **Multi-head** attention runs several of these side by side on smaller slices, so that different heads can
 # look for different things: one the word before, another the verb's subject (section 9 measures whether
@@ -124,10 +125,22 @@ def attention(q, k, v, mask=None):
 
 
 # %% [markdown]
-# **Why divide by $\sqrt{d}$?** A dot product of two random $d$-dimensional vectors has a spread of about
-# $\sqrt{d}$. With $d = 256$, raw scores differ by tens, and the softmax of such numbers puts nearly all the
+# First with numbers you can follow by hand: three tokens, two dimensions. Token 0's query points the same way
+# as token 2's key, so token 0 should take most of its output from token 2's value.
+
+# %%
+q_toy = torch.tensor([[1.0, 0.0]])                       # token 0 asks: "who points along the first axis?"
+k_toy = torch.tensor([[0.0, 1.0], [0.5, 0.5], [2.0, 0.0]])
+v_toy = torch.tensor([[10.0, 0.0], [0.0, 10.0], [5.0, 5.0]])
+out_toy, w_toy = attention(q_toy, k_toy, v_toy)
+print("scores q·k / √2:", [round(x, 3) for x in (q_toy @ k_toy.T / math.sqrt(2))[0].tolist()])
+print("weights (softmax):", [round(x, 3) for x in w_toy[0].tolist()], "-> output", [round(x, 2) for x in out_toy[0].tolist()])
+
+# %% [markdown]
+# **Why divide by $\sqrt{d_k}$?** A dot product of two random $d_k$-dimensional vectors has a spread of about
+# $\sqrt{d_k}$. With $d_k = 256$, raw scores differ by tens, and the softmax of such numbers puts nearly all the
 # weight on one key: the attention becomes a hard lookup whose gradient is almost zero everywhere else.
-# Dividing by $\sqrt{d}$ brings the spread back to about 1.
+# Dividing by $\sqrt{d_k}$ brings the spread back to about 1.
 
 # %%
 g = torch.Generator().manual_seed(seed)
@@ -268,6 +281,23 @@ diagrams.graph(nodes, edges, size=(10, 7.5), title="pre-norm Transformer layers:
 # conveyor belt from lesson 02, in a new place). A decoder layer has three sublayers: *masked* self-attention
 # over the translation so far, cross-attention to the encoder's output, and the feed-forward network.
 #
+# **LayerNorm**, defined: for each token's vector $x$ (one position, all $d$ features), subtract the mean $\mu$
+# of its features, divide by their standard deviation $\sigma$, then scale and shift with two learned vectors:
+# $\mathrm{LN}(x) = \gamma \odot (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$. Every position is normalised on
+# its own (unlike batch norm, nothing is shared across the batch), so each sublayer sees inputs of a steady
+# scale however large the residual stream has grown.
+
+# %%
+x_ln = torch.tensor([[2.0, 4.0, 6.0, 8.0], [100.0, 101.0, 102.0, 103.0]])
+mu, var = x_ln.mean(-1, keepdim=True), x_ln.var(-1, unbiased=False, keepdim=True)
+by_hand = (x_ln - mu) / torch.sqrt(var + 1e-5)                  # gamma = 1, beta = 0 at initialisation
+rounded = lambda t: [[round(v, 3) for v in row] for row in t.tolist()]
+print("by hand:     ", rounded(by_hand))
+print("nn.LayerNorm:", rounded(torch.nn.LayerNorm(4)(x_ln).detach()))
+
+# %% [markdown]
+# Two very different rows come out the same: only the *pattern* across features survives, not the scale.
+#
 # Written out with the weights of a `course_lib` layer, and checked against the layer itself and against
 # PyTorch's `nn.TransformerEncoderLayer` / `nn.TransformerDecoderLayer` holding the same weights:
 
@@ -333,7 +363,8 @@ plots.lines({"pre-norm": (range(1, 7), residual_scale(True)), "post-norm": (rang
 # ## 6. The data: the same eng-fra split as lessons 03 and 04
 #
 # `course_lib.translation.pipeline` gives every translation lesson the same tokenisation, the same fixed train / val /
-# test split (a hash of each English sentence decides its side) and the same BLEU. The fingerprint below is a
+# test split (pairs linked by a shared English *or* French sentence form a group, and a hash of the group
+# decides its side, so no sentence is on both sides) and the same BLEU. The fingerprint below is a
 # hash of the test sentences: equal fingerprints mean lessons 03, 04 and 05 were scored on the same test set.
 
 # %%
@@ -773,8 +804,9 @@ del minilm
 # only at the previous token, another a layer up mostly at the next one: together they let every token carry its
 # neighbours along. Many heads in the middle layers put most of their weight on `[CLS]`. That is not the model
 # reading the start of the sentence: such a head has nothing useful to add for this token, and a softmax must put
-# its weight *somewhere*, so it parks it on a token whose value contributes little (Clark and colleagues found the
-# same "no-op" heads in BERT in 2019, parked on `[SEP]` and on full stops). And some heads spread their weight
+# its weight *somewhere*, so it likely parks it on a token whose value contributes little (a hypothesis here:
+# Clark and colleagues showed, with gradient-based evidence, such "no-op" heads in BERT in 2019, parked on
+# `[SEP]` and on full stops). And some heads spread their weight
 # over the whole sentence, gathering context. So heads do specialise, but the roles are found by training, not
 # designed, and a small model trained briefly may not find any.
 
@@ -856,8 +888,10 @@ print({impl: {k_: round(v_, 2) for k_, v_ in s.items()} for impl, s in slopes.it
 #
 # The clock is this machine's: its slope wobbles with caches and with whatever else the machine is doing. The
 # **work** does not: PyTorch's `FlopCounterMode` counts the floating-point operations of the two matrix
-# products in the written-out attention, $2 \cdot 2 L^2 d$, and their slope is exactly 2 on any machine. (It has
-# no formula for the fused CPU kernel, so we count the written-out one; the two do the same arithmetic.)
+# products in the written-out attention, $2 \cdot 2 L^2 d$, and their slope is exactly 2 on any machine. That
+# count is a check of our bookkeeping (the formula is quadratic by construction), not evidence; the evidence is
+# what was *measured*: the peak memory's slope and, more noisily, the time's. (The counter has no formula for
+# the fused CPU kernel, so we count the written-out one; the two do the same arithmetic.)
 #
 # Two precautions keep the CPU clock honest. The timing runs on one thread: with two, every operation waits
 # for the slower thread, and on a busy machine that wait (not attention) is what gets measured. And the
