@@ -164,7 +164,7 @@ def test_ctrl_c_in_a_real_run_prints_one_line_and_no_traceback(tmp_path, tmp_bui
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.time() + 120
-    stage = tmp_build / ".partial" / "executed" / "01_slow.ipynb"
+    stage = tmp_build / ".partial" / str(proc.pid) / "executed" / "01_slow.ipynb"
     while time.time() < deadline and "started" not in (stage.read_text() if stage.exists() else ""):
         time.sleep(0.5)
     assert stage.exists(), "the lesson never started"

@@ -13,7 +13,7 @@ Resuming: a lesson whose results are current is skipped. Current means its execu
 last run passed, and it ran at the same profile, seed, torch and code (a fingerprint of the notebook and
 course_lib's sources, kept in the results file's "run"). So after Ctrl-C (one line says what finished, what
 stopped and what to type) the same `make course` goes on where it stopped; `--fresh` (FRESH=1) runs everything.
-A lesson runs into build/.partial/ (its executed copy and its results, COURSE_RESULTS_DIR pointing there) and is
+A lesson runs into build/.partial/<pid>/ (its executed copy and its results, COURSE_RESULTS_DIR there) and is
 moved into place when it ends: an interrupted run never replaces the previous one's files.
 `--profile gpu` on a machine without a GPU is refused unless `--force` (FORCE=1).
 """
@@ -165,6 +165,13 @@ def gpu_refusal(profile: str, force: bool) -> str | None:
             "or FORCE=1 (--force) to run it anyway.")
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:                 # another run's stage is still in it, or it is gone
+        pass
+
+
 def _stop_children(grace: float = 10) -> None:
     """Terminate this process's children (an interrupted lesson's kernel), so none outlives the run and prints
     "Parent appears to have exited" into the terminal after our last line."""
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     build = paths.build_dir()
     executed_dir, html_dir, results_dir = build / "executed", build / "html", paths.results_dir()
-    stage = build / ".partial"
+    stage = build / ".partial" / str(os.getpid())    # its own: two runs sharing a build folder never meet here
     print(f"Running {len(notebooks)} notebook(s) at profile '{args.profile}' -> {executed_dir}")
     total_start = time.perf_counter()
     failed: list[tuple[str, str]] = []
@@ -299,12 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _stop_children()                              # the lesson's kernel, left running by papermill
         shutil.rmtree(stage, ignore_errors=True)      # the half-run lesson: its previous files stay in place
+        _remove_if_empty(stage.parent)
         done = f"finished: {' '.join(n[:2] for n in finished) or 'none'}"
         stopped = f"stopped: {current.stem}" if current is not None else "stopped between lessons"
         print(f"\nInterrupted ({done}; {stopped}, its previous results kept). To continue: "
               f"{continue_command(args.profile, args.lessons, args.seed)}", file=sys.stderr, flush=True)
         return 130
     shutil.rmtree(stage, ignore_errors=True)
+    _remove_if_empty(stage.parent)
 
     from .report import load_results, write_report
 
