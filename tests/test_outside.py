@@ -115,8 +115,9 @@ def test_a_lesson_alone_in_an_empty_folder_installs_course_lib_and_runs(tmp_path
     env = {"HOME": str(home), "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin", "LANG": "C.UTF-8",
            "COURSE_PROFILE": "smoke", "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1"),
            colab.PIP_ENV: str(wheel)}                       # the install cell installs this wheel, not GitHub
-    env.update({k: v for k, v in os.environ.items()            # offline machines: the data mirror, pip's sources
-                if k == "COURSE_DATA_MIRROR" or k.startswith("PIP_")})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})    # offline machines: pip's sources
+    # the data: the mirror CI names, else this checkout's verified datasets/ (the same <dataset>/<file> layout)
+    env["COURSE_DATA_MIRROR"] = os.environ.get("COURSE_DATA_MIRROR") or str(paths.data_dir())
     proc = subprocess.run([str(python), "-m", "papermill", lesson.name, "executed.ipynb", "-p", "profile", "smoke",
                            "--no-progress-bar"], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -130,3 +131,20 @@ def test_a_lesson_alone_in_an_empty_folder_installs_course_lib_and_runs(tmp_path
     assert sorted(p.name for p in folder.iterdir()) == sorted([lesson.name, "executed.ipynb"])  # nothing beside
     data = home / ".local" / "share" / "course_lib" / "datasets"
     assert (data / "tinyshakespeare" / "input.txt").is_file(), sorted(home.rglob("*"))[:20]
+
+
+def test_each_lesson_page_of_the_book_links_to_colab(tmp_path):
+    from course_lib.harness import book
+
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · A lesson"),
+                                         nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nx = 1")])
+    nbformat.write(nb, executed / "01_a.ipynb")
+    readme, cards = tmp_path / "README.md", tmp_path / "cards.md"
+    readme.write_text("# A course\n\nIntro.\n\n## For teachers\n\nGrade it.\n")
+    cards.write_text("# Data\n")
+    book.assemble(tmp_path / "src", executed, tmp_path / "results", readme, cards)
+    page = nbformat.read(tmp_path / "src" / "01_a.ipynb", as_version=4)
+    assert page.cells[1].cell_type == "markdown" and colab.colab_url("01_a") in page.cells[1].source
+    assert page.cells[2].source == "x = 1"                  # nbval's marker is not shown in the book either
