@@ -119,6 +119,16 @@ def strip_test_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def with_colab_link(nb: nbformat.NotebookNode, lesson: str) -> nbformat.NotebookNode:
+    """An "Open in Colab" line under the lesson's first cell (a plain link: the page loads nothing from it)."""
+    from .colab import colab_url
+
+    link = nbformat.v4.new_markdown_cell(f"[Open in Colab]({colab_url(lesson)}) (runs the lesson from the "
+                                         "published repository; its first cells install `course_lib` there)")
+    nb.cells.insert(1 if nb.cells else 0, link)
+    return nb
+
+
 def _md_escape(text: str) -> str:
     """Plain text inside a MyST table cell: backslash-escape what markdown (and dollar math) would interpret."""
     return re.sub(r"([\\`*_\[\]<>|$#~{}])", r"\\\1", str(text))
@@ -373,7 +383,7 @@ def assemble(src: Path, executed: Path, results_dir: Path, readme: Path, dataset
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         copy, anchors[path.stem] = inject_anchors(nb, path.stem, claims_by_lesson.get(path.stem, []))
-        nbformat.write(strip_test_markers(copy), src / path.name)
+        nbformat.write(with_colab_link(strip_test_markers(copy), path.stem), src / path.name)
     lessons = [p.stem for p in notebooks]
     missing = [f"{a.lesson}: {c} (no cell contains claims.check(\"{c}\")" for a in anchors.values()
                for c in a.missing]
