@@ -22,7 +22,9 @@
 # Ask it "What is the first word of this line?" and it writes more Shakespeare, because that is the only
 # game it has ever played. Lesson 08 showed that very large models start to pick tasks up from examples in
 # their prompt; small ones barely do. Yet a 135-million-parameter model on a phone answers questions politely.
-# The missing step is **instruction tuning** (also called supervised fine-tuning, SFT): keep training the
+# The missing step is **instruction tuning** (often lumped together with supervised fine-tuning, SFT, although
+# FLAN-style tuning on many labelled tasks and InstructGPT-style SFT on written demonstrations differ in data and
+# goal; both use the same loss): keep training the
 # pretrained model, with the same next-token loss, on conversations in which a user asks for something and an
 # assistant does it.
 #
@@ -44,8 +46,8 @@
 # **An analogy.** A new hire who has read the entire company wiki knows a lot, but hand them a support ticket
 # and they may start reciting the wiki. Onboarding is a stack of solved tickets: "customer asked X, we
 # answered Y". Nobody teaches them new facts; they learn what the *job* looks like. Whether that onboarding
-# carries over to a kind of ticket they never saw depends mostly on how much they knew to begin with, and that
-# is exactly what we will measure.
+# carries over to a kind of ticket they never saw depends on how varied the solved tickets were and on how much
+# they knew to begin with; we will see what happens at the small end of both.
 #
 # **This lesson.** Part A instruction-tunes our own character GPT on a synthetic instruction set built from
 # Shakespeare lines, and measures what it learned, and what it did not. Part B loads a real instruction-tuned
@@ -174,7 +176,11 @@ claims.check("response_loss_matches_course_lib", torch.allclose(mine, ours, atol
 # %% [markdown]
 # Why not train on the prompt too? The prompt is written by the user; a model trained to predict it spends its
 # capacity learning to *write requests*, and with long prompts and short answers the few answer tokens drown
-# in the average. Masking keeps the signal on the behaviour we want.
+# in the average. Masking keeps the signal on the behaviour we want. It is the common default, not a settled
+# question: Shi et al. (2024, *Instruction Tuning With Loss Over Instructions*) found that counting the
+# instruction's tokens too *helps* when answers are short compared with instructions and the data set is small,
+# which describes several of our tasks (one-word answers). Exercise-sized experiment: swap `response_loss` for
+# the plain next-token loss and compare.
 #
 # ## A5 · Fine-tune
 #
@@ -261,39 +267,59 @@ n_seen = len(seen)
 claims.check("tuned_seen_tasks_at_least_0_8", tuned_seen >= 0.8, required_at="lesson", exact_match=tuned_seen,
              per_task={k: v for k, v in scores["new inputs"]["tuned"].items() if k != "mean"},
              untuned=scores["new inputs"]["untuned"]["mean"], n=n_seen, steps=sft_cfg.steps, batch=sft_recipe.batch)
-claims.check("tuned_new_phrasings_beat_untuned", tuned_new >= untuned_new + 0.1, required_at="lesson",
-             tuned=tuned_new, untuned=untuned_new,
+# A control the tuned model could lose to: a constant policy that answers the first word of the line to *every*
+# request, whatever it says. It gets the first-word task right and nothing else.
+def first_word_policy(examples) -> dict[str, float]:
+    per_task = {}
+    for e in examples:
+        per_task.setdefault(e.task, []).append(e.input.split()[0] == e.answer if e.input.split() else False)
+    out = {t: sum(v) / len(v) for t, v in per_task.items()}
+    return {**out, "mean": sum(out.values()) / len(out)}
+
+
+first_word_new = first_word_policy(splits["new phrasings"])["mean"]
+understood = [t for t, v in scores["new phrasings"]["tuned"].items()
+              if t != "mean" and v >= 0.5 and first_word_policy([e for e in splits["new phrasings"] if e.task == t])[t] < 0.5]
+# Reported, not required: on some runs the tuned model's whole score on new phrasings is what the constant
+# first-word policy gets (it answers the first word to any wording it does not recognise). Fails when tuned is
+# not 0.1 above both the untuned model and that constant policy.
+claims.check("tuned_new_phrasings_beat_first_word_policy",
+             tuned_new >= untuned_new + 0.1 and tuned_new >= first_word_new + 0.1, required_at="never",
+             tuned=tuned_new, untuned=untuned_new, first_word_policy=first_word_new,
+             tasks_understood=understood,
              per_task={k: v for k, v in scores["new phrasings"]["tuned"].items() if k != "mean"})
-claims.check("tuned_zero_shot_beats_untuned_few_shot", tuned_seen >= few_shot + 0.3, required_at="lesson",
-             tuned_zero_shot=tuned_seen, untuned_few_shot=few_shot, shots=sft_recipe.shots)
 claims.check("unseen_tasks_reported", True, required_at="never",
              tuned={k: v for k, v in scores["new tasks"]["tuned"].items()},
-             untuned=scores["new tasks"]["untuned"]["mean"]);
+             untuned=scores["new tasks"]["untuned"]["mean"], untuned_few_shot=few_shot, shots=sft_recipe.shots);
 
 # %%
 _s = scores
 display(Markdown(
     f"**What we see.** On new lines of the trained tasks the tuned model is right {_s['new inputs']['tuned']['mean']:.0%} "
     f"of the time, the untuned one {_s['new inputs']['untuned']['mean']:.0%} (and {few_shot:.0%} with a worked example "
-    f"in its prompt). A new *phrasing* of a trained task: {tuned_new:.0%} against {untuned_new:.0%}. Tasks it never "
-    f"trained on: {_s['new tasks']['tuned']['mean']:.0%}."))
+    f"in its prompt). A new *phrasing* of a trained task: {tuned_new:.0%} against {untuned_new:.0%}, and "
+    f"{first_word_new:.0%} for a policy that answers the first word of the line to every request. Tasks whose new "
+    f"wording the tuned model got right at least half the time, beyond what that constant policy explains: "
+    f"{', '.join(understood) if understood else 'none on this run'}. Tasks it never trained on: "
+    f"{_s['new tasks']['tuned']['mean']:.0%}."))
 
 # %% [markdown]
-# **Reading the table.** Tuning clearly installs the trained behaviours, and even a worked example in the
-# prompt does not let the untuned model do them: a model this small is not an in-context learner (lesson 08).
-# A new wording of a trained request works for some tasks and not others: the model has partly learned
-# "the first word of the line" and partly learned "the string `First word only.`". On the two tasks it never
-# trained on (the last two lines printed above), it typically does something it *was* trained for instead.
+# **Reading the table.** Tuning clearly installs the trained behaviours. The untuned model with a worked
+# example in its prompt is shown for completeness, not as a contest: a model this small is not an in-context
+# learner (lesson 08), so that row could hardly come out otherwise. The informative control is the constant
+# policy: read the examples printed above and you will usually find the tuned model answering the *first word*
+# of the line to instructions it does not recognise. Given a wording it never saw, a small tuned model falls back
+# on its commonest answer shape; where its score on new phrasings is no better than that policy's, it has learned
+# strings, not requests. On the two tasks it never trained on (the last two lines printed), it likewise does
+# something it *was* trained for instead.
 #
-# That last row is the finding of FLAN (Wei et al., 2021, *Finetuned Language Models Are Zero-Shot Learners*):
-# instruction tuning on many tasks improved *unseen* tasks only for the largest models they tried (tens of
-# billions of parameters and up); for models of a few billion parameters and below it did not help, or hurt.
-# Their explanation fits what we see: a small model spends its capacity learning the tuning tasks themselves,
-# while a large one already holds the skills and learns the more general habit "read the instruction and do
-# what it says". Our character model (under a million parameters at the `lesson` profile), tuned on six
-# tasks, is at the far small end of that curve. Real
-# instruction sets use thousands of tasks for the same reason: breadth of tasks, not more examples of each, is
-# what teaches following instructions in general.
+# Why? Start with breadth. We tuned on **six** tasks; FLAN (Wei et al., 2021) used 62 task families and
+# Flan-T5/PaLM (Chung et al., 2022) 1,836 tasks, and Chung et al. found instruction tuning improved held-out
+# tasks at every size they tried, down to an 80 M-parameter T5. Breadth of tasks, not more examples of each, is
+# what teaches "read the instruction and do what it says". Scale matters too: FLAN saw unseen tasks improve only
+# for its largest models (tens of billions of parameters), a small model spending its capacity on the tuning
+# tasks themselves. Our model (under a million parameters at the `lesson` profile, six tasks) sits at the small
+# end of both axes, and this lesson does not separate the two.
 #
 # # Part B · A real chat model, in our own code
 #
@@ -309,7 +335,7 @@ display(Markdown(
 # | piece | GPT-2 (lesson 06) | Llama-style (SmolLM2, Llama, Mistral, Qwen) | why |
 # |---|---|---|---|
 # | normalisation | LayerNorm (subtract mean, divide by std, add bias) | RMSNorm (divide by root-mean-square) | cheaper, works as well |
-# | positions | a learned vector per position, added once | RoPE: rotate queries and keys by an angle ∝ position | attention sees *relative* distance; no table to outgrow |
+# | positions | a learned vector per position, added once | RoPE: rotate queries and keys by an angle ∝ position | attention sees *relative* distance; no table to outgrow (though quality still drops past the trained length unless the angles are rescaled: position interpolation, YaRN) |
 # | feed-forward | GELU(x W₁) W₂ | SwiGLU: (silu(x W_g) ⊙ x W_u) W_d | a learned gate; better at equal size |
 # | attention | every head has its own keys and values | grouped-query: 9 query heads share 3 key/value heads | a 3× smaller KV cache |
 #
@@ -386,8 +412,9 @@ print({k: len(v) for k, v in types.items()}, "e.g.", {k: v[0] for k, v in types.
 # * Q4_1: 2 + 2 + 16 bytes per block, weight = *d* · *q* + *m* with *q* in 0 … 15, two per byte (weights 0–15
 #   in the low halves of the 16 bytes, weights 16–31 in the high halves).
 #
-# So each block is a little ruler with 16 (or 256) evenly spaced marks between its own minimum and maximum,
-# and every weight is rounded to the nearest mark. Here is one Q4_1 block taken apart by hand:
+# So each block is a little ruler with evenly spaced marks, and every weight is rounded to the nearest mark:
+# Q4_1's 16 marks run from the block's own minimum to its maximum; Q8_0 is *symmetric*, 255 marks from −absmax
+# to +absmax (d = absmax / 127), with no minimum stored. Here is one Q4_1 block taken apart by hand:
 
 # %%
 attn_q = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
@@ -817,8 +844,9 @@ display(Markdown(
 # * **Imitation has a ceiling.** Instruction tuning teaches the model to answer like the demonstrations; it
 #   never tells it which of two answers is *better*. Lesson 10 adds that signal: people compare answers, a
 #   reward model learns their taste, and the model is trained towards it (RLHF).
-# * **Small models generalise narrowly.** New tasks barely transfer at our scale, and few-shot examples
-#   confuse a 135 M model instead of helping it.
+# * **Small models generalise narrowly.** New tasks barely transfer at our scale, and for SmolLM2 worked
+#   examples in the prompt help on average but swing with the *order* of the very same examples (section on
+#   few-shot prompting above): a 135 M model's in-context learning is real but fragile.
 # * **A confident voice is not a correct one.** SmolLM2 sounds sure of itself whether or not it is right;
 #   nothing in next-token training rewards saying "I don't know".
 

@@ -77,6 +77,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from course_lib.core import Trainer, data, interactive, plots
@@ -85,6 +86,7 @@ from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFC
                              SentimentJudge, best_of_n_kl, bradley_terry_loss, collect_preferences, dpo_loss,
                              frozen_copy, frozen_params_unchanged, gae, make_prompts, noise_ceiling, pair_accuracy,
                              ppo_policy_loss, pretrained_policy, response_logprobs, response_nll, rl_copy,
+                             rloo_advantages,
                              row_batches, sample_labels, sample_responses, sequence_logprobs, snapshot, train_dpo,
                              train_ppo, train_reward_model)
 
@@ -336,10 +338,39 @@ plt.show()
 # the judge on average, but on any single answer it can be far off. Whatever we optimise against it, we
 # optimise against its mistakes too.
 #
-# ## 7. PPO: rehearse against the critic, on a leash
+# ## 7. Rehearse against the critic, on a leash: REINFORCE, then PPO
 #
-# The policy writes 48 characters, one action per character, and gets the RM's score at the end. Three ideas
-# turn that into stable learning:
+# The policy writes 48 characters, one action per character, and gets the RM's score at the end. The idea under
+# every method of this section fits in one sentence: **make the sampled answers that scored better than
+# expected more likely, in proportion to how much better they scored.** That is REINFORCE (Williams, 1992).
+# "Than expected" needs a baseline; the simplest good one is the other answers to the same prompt: draw k answers
+# per prompt, and each answer's *advantage* is its reward minus the mean reward of the other k − 1
+# (REINFORCE leave-one-out, RLOO). The reward is the RM's score minus β times the answer's KL sample, the sum of
+# log π − log π_ref over its characters (the leash, below). Five lines:
+
+# %%
+def reinforce_loss(logp_tokens, rewards, k):
+    """logp_tokens: (B, G) log-probabilities of the sampled characters; rewards: (B,), k answers per prompt in a row."""
+    grouped = rewards.view(-1, k)
+    baseline = (grouped.sum(1, keepdim=True) - grouped) / (k - 1)        # mean reward of the *other* answers
+    advantage = (grouped - baseline).reshape(-1, 1).detach()              # better than expected: > 0
+    return -(advantage * logp_tokens).mean()                              # gradient raises log p where A > 0
+
+
+# course_lib's RL loop with advantage="rloo" computes the same gradient (its PPO ratio is exactly 1 on a batch's
+# first step): check it on random numbers.
+_logits = torch.randn(8, 5, 7, requires_grad=True)
+_actions, _rewards = torch.randint(7, (8, 5)), torch.randn(8)
+_logp = lambda: F.log_softmax(_logits, -1).gather(-1, _actions[..., None]).squeeze(-1)   # a fresh graph each call
+_ours = torch.autograd.grad(reinforce_loss(_logp(), _rewards, 4), _logits)[0]
+_lib_loss, _, _ = ppo_policy_loss(_logp(), _logp().detach(), rloo_advantages(_rewards, 4)[:, None].expand(8, 5))
+_lib = torch.autograd.grad(_lib_loss, _logits)[0]
+claims.check("reinforce_loss_matches_course_lib", torch.allclose(_ours, _lib, atol=1e-7), required_at="always",
+             max_abs_diff=(_ours - _lib).abs().max().item())
+
+# %% [markdown]
+# REINFORCE uses each batch of samples for **one** gradient step and throws it away: sampling is the expensive
+# part, so that is wasteful. PPO is the same idea with machinery to *reuse* each batch safely for several steps:
 #
 # * **The leash (KL penalty).** Each character also costs $\beta\,(\log\pi(a_t) - \log\pi_{ref}(a_t))$:
 #   the policy pays for every nat of surprise relative to π_ref. Summed over the response this is a sample
@@ -381,9 +412,10 @@ claims.check("gae_and_ppo_loss_match_hand_values", torch.allclose(_lib[0], torch
              required_at="always", gae=_lib[0].tolist(), ppo_loss=_loss.item(), clipfrac=_clipfrac.item());
 
 # %% [markdown]
-# Now the real thing, with a small β. `train_ppo` runs on the course's `Trainer`: its "batch source"
-# collects a fresh rollout at the first step of each iteration and hands out minibatches after that. Before
-# training, and every few iterations, the evaluator asks the gold judge.
+# Now the real thing, with a small β, first REINFORCE (RLOO: one step per batch, no value head), then PPO on
+# the same number of samples. `train_ppo` runs both on the course's `Trainer`: its "batch source" collects a
+# fresh rollout at the first step of each iteration and hands out minibatches after that. Before training, and
+# every few iterations, the evaluator asks the gold judge.
 
 # %%
 ppo_cfg = PPOConfig.preset(profile)
@@ -392,16 +424,19 @@ BETA_SMALL, BETA_LARGE = ppo_cfg.kl_coef, 4 * ppo_cfg.kl_coef
 runs = {}
 
 
-def run_ppo(beta: float, label: str):
+def run_ppo(beta: float, label: str, **overrides):
     policy = rl_copy(base)
     t0 = time.perf_counter()
-    _, log, _ = train_ppo(policy, ref, rm.score, rl_prompts, G, dataclasses.replace(ppo_cfg, kl_coef=beta), device,
-                          evaluate=evaluator, seed=seed, name=label)
+    _, log, _ = train_ppo(policy, ref, rm.score, rl_prompts, G, dataclasses.replace(ppo_cfg, kl_coef=beta, **overrides),
+                          device, evaluate=evaluator, seed=seed, name=label)
     log.evals.insert(0, {"iteration": 0, **start})      # iteration 0 is π_ref itself, evaluated above
     runs[label] = {"policy": policy, "log": log, "seconds": time.perf_counter() - t0}
     return log
 
 
+reinforce = f"REINFORCE (RLOO) β={BETA_SMALL:g}"
+with torch.random.fork_rng():     # the runs after this one draw the same random numbers as if it had not run
+    log_reinforce = run_ppo(BETA_SMALL, reinforce, advantage="rloo", epochs=1, minibatch=ppo_cfg.batch)
 small = f"PPO β={BETA_SMALL:g}"
 log_small = run_ppo(BETA_SMALL, small)
 
@@ -432,6 +467,17 @@ claims.check("ppo_first_minibatch_ratio_is_exactly_one",
              max(first_ratios) <= (0.0 if device.type == "cpu" else 1e-2), required_at="always",
              iterations=len(first_ratios), max_deviation=max(first_ratios), mean_clipfrac=clipfrac)
 claims.check("reference_stays_frozen", frozen_params_unchanged(ref, ref_snapshot), required_at="always")
+final_reinforce = log_reinforce.evals[-1]
+plots.lines({label: runs[label]["log"].series("evals", "gold") for label in (reinforce, small)},
+            xlabel="iteration (the same samples per iteration for both)", ylabel="gold score (held-out prompts)",
+            title="REINFORCE vs PPO on the same samples");
+# Reported: PPO's several steps per batch should buy more gold from the same samples. Fails if REINFORCE's
+# final gold is as high as PPO's. Measured on one seed per run; not required.
+claims.check("ppo_gets_more_from_the_same_samples", final_small["gold"] > final_reinforce["gold"],
+             required_at="never", ppo_gold=final_small["gold"], reinforce_gold=final_reinforce["gold"],
+             ppo_win=final_small["win"], reinforce_win=final_reinforce["win"], ppo_kl=final_small["kl"],
+             reinforce_kl=final_reinforce["kl"], samples=ppo_cfg.iterations * ppo_cfg.batch,
+             steps_per_batch={"ppo": ppo_cfg.epochs * ppo_cfg.batch // ppo_cfg.minibatch, "reinforce": 1})
 claims.check("ppo_beats_the_starting_policy", final_small["win"] >= 0.6 and final_small["win_lo"] > 0.5
              and final_small["gold"] > start["gold"], required_at="lesson",
              beta=BETA_SMALL, win=final_small["win"], win_ci=(final_small["win_lo"], final_small["win_hi"]),
@@ -503,7 +549,8 @@ claims.check("kl_penalty_sets_the_distance", final_tight["kl"] < final_small["kl
 
 # %%
 reward_vs_kl = None
-for (label, run), symbol, colour in zip(runs.items(), ("circle", "diamond", "square"),
+ppo_runs = {label: run for label, run in runs.items() if label != reinforce}      # the three PPO leashes
+for (label, run), symbol, colour in zip(ppo_runs.items(), ("circle", "diamond", "square"),
                                         ("#4c72b0", "#c44e52", "#55a868")):
     its, scores = run["log"].series("iterations", "score")
     _, kls = run["log"].series("iterations", "kl")
