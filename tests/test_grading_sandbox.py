@@ -46,6 +46,16 @@ PWNED_JS = "window.__pwned = (window.__pwned || []).concat"   # what each inject
 CELL_TIMEOUT = 12  # seconds per cell, nbgrader's own limit (interrupts the cell, then goes on)
 HOST_TMP_FILE = Path("/tmp") / f"written-by-a-submission-{TAG}"
 UNSAFE_NAMES = ("*", "--help", "new\nline")
+# One line each, in place of exercise 1's solution of the untouched copy: each scored full marks in the notebook's
+# own kernel (issue 29); the re-run in a fresh process (course_lib.harness.verify) must score them 0.
+SCORE_TRICKS = {
+    "trick_transformer": "get_ipython().input_transformers_cleanup.append(lambda lines: [])\n",
+    "trick_no_asserts": ("get_ipython().input_transformers_cleanup.append(\n"
+                         "    lambda lines: [l for l in lines if not l.lstrip().startswith('assert')])\n"),
+    "trick_duck": ("class _Anything:\n    def __eq__(self, other):\n        return True\n\n"
+                   "    def __hash__(self):\n        return 0\n\n\n"
+                   "def double(x):\n    return _Anything()\n"),
+}
 MISNAMED = {"case_changed": "01_TINY.ipynb", "a_copy": f"{LESSON} (1).ipynb"}
 
 
@@ -166,6 +176,7 @@ def hostile_code(course: Path, submissions: Path, port: int) -> dict[str, str]:
                       "for _i in range(40):\n"
                       "    with open(f'big{_i}', 'wb') as _f:\n"
                       "        _f.write(_chunk)\n"),
+        **SCORE_TRICKS,
         "network": "import socket\n" + _probe(
             [("127.0.0.1", port), ("example.com", 80), ("1.1.1.1", 53)],
             "socket.create_connection(_path, timeout=5).sendall(b'pwned')"),
@@ -542,3 +553,120 @@ def test_feedback_runs_nothing_in_chromium(graded):
             assert page.evaluate("window.__pwned === undefined"), page.evaluate("window.__pwned")
         finally:
             browser.close()
+
+
+def test_two_gradings_at_once_keep_out_of_each_others_way(graded, tmp_path):
+    """Two gradings side by side, each with its submission number 0 (the same uid, before uid blocks): the quick
+    one's cleanup (a kill of its uid) must not reach the slow one's kernel, which sleeps through it."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(tiny_lesson(), notebooks / f"{LESSON}.ipynb")
+    slow = tiny_lesson()
+    slow.cells[1].source = "import math, time\ntime.sleep(8)"      # still running when the quick grading ends
+    classes = {"quick": tiny_lesson(), "slow": slow}
+    results, errors = {}, []
+
+    def grade(name):
+        try:
+            folder = tmp_path / name / "submissions"
+            (folder / name).mkdir(parents=True)
+            nbformat.write(classes[name], folder / name / f"{LESSON}.ipynb")
+            results[name] = classroom.grade(folder, [LESSON[:2]], tmp_path / name / "build", timeout=CELL_TIMEOUT,
+                                            jobs=1, limits=LIMITS, keep_sandboxes=True, feedback=False)
+        except Exception as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "NOTEBOOKS", notebooks)
+        for name in classes:                          # released first: the gradings themselves overlap
+            classroom.generate_assignments([LESSON[:2]], tmp_path / name / "build")
+        threads = [threading.Thread(target=grade, args=(name,)) for name in classes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    uids = set()
+    for name in classes:
+        outcome = results[name].outcomes[0]
+        assert outcome.status == "graded" and outcome.notes == (), outcome
+        assert {m.grade_id: m.score for m in results[name].marks} == {"ex1_tests": 2.0, "ex2_tests": 1.0}
+        plan = classroom.sandbox_dir(tmp_path / name / "build" / "nbgrader", name, LESSON) / "plan.json"
+        uids.add(json.loads(plan.read_text())["uid"])
+    assert len(uids) == 2 or uids == {None}, uids
+    assert _sandbox_uids_running() == []
+
+
+def test_score_tricks_score_zero_when_the_tests_run_again_in_a_fresh_process(graded):
+    for student in SCORE_TRICKS:
+        outcome = graded["outcomes"][student]
+        assert outcome.graded, outcome
+        assert _marks(graded, student) == {"ex1_tests": 0.0, "ex2_tests": 0.0}, (student, outcome)
+        assert any("passed in the notebook, failed in a fresh process" in n for n in outcome.notes), outcome
+    with open(graded["build"] / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == LESSON}
+    assert all(float(rows[s]["score"]) == 0.0 for s in SCORE_TRICKS)
+    # the control: honest work passes the same re-run (full marks above), and a right answer in a student's
+    # own helper-laden submission keeps its points
+    assert _marks(graded, "inject_scripts")["ex1_tests"] == 2.0
+
+
+def test_secure_feedback_strips_scripts_handlers_and_script_links():
+    from course_lib.harness.feedback import secure
+
+    page = ("<html><head><title>t</title></head><body><script>bad()</script><img alt='a' OnError=\"bad()\" "
+            "src=\"data:image/png;base64,AAAA\"><a href=' javascript:bad()'>x</a><p>text onload=3 stays</p></body></html>")
+    html = secure(page, "../mathjax/tex-mml-chtml.js")
+    nonce = re.search(r"'nonce-([^']+)'", html).group(1)
+    assert html.startswith('<html><head><meta http-equiv="Content-Security-Policy"')
+    assert "bad()" not in html.replace("#blocked:bad()", "") and "onerror" not in html.lower()
+    assert 'src="data:image/png;base64,AAAA"' in html and "text onload=3 stays" in html
+    assert [t for t in re.findall(r"<script\b[^>]*>", html) if f'nonce="{nonce}"' not in t] == []
+    assert secure(page) != secure(page)           # a fresh nonce per page
+
+
+def test_an_interrupted_grading_leaves_no_nbgrader_and_no_kernel_behind(graded, tmp_path):
+    """`make grade` stopped by Ctrl-C (SIGINT to its process) while a submission runs: the nbgrader processes
+    run in sessions of their own, so only the grader's own cleanup can end them."""
+    import signal
+    import sys
+
+    notebooks, submissions = tmp_path / "notebooks", tmp_path / "submissions"
+    notebooks.mkdir()
+    nbformat.write(tiny_lesson(), notebooks / f"{LESSON}.ipynb")
+    sleeper = tiny_lesson()
+    sleeper.cells[1].source = "import math, time\ntime.sleep(600)"
+    (submissions / "sleeper").mkdir(parents=True)
+    nbformat.write(sleeper, submissions / "sleeper" / f"{LESSON}.ipynb")
+    script = (f"from pathlib import Path\nfrom course_lib.core import paths\npaths.NOTEBOOKS = Path({str(notebooks)!r})\n"
+              f"from course_lib.harness import classroom\n"
+              f"classroom.main(['grade', {str(submissions)!r}, '--lessons', '01', '--timeout', '900'])\n")
+    env = {**os.environ, "COURSE_BUILD_DIR": str(tmp_path / "build")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+    def nbgraders():
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().decode(errors="ignore")
+            except OSError:
+                continue
+            if "nbgrader" in text and "autograde" in text and "sleeper" in text:
+                found.append(cmdline.parent.name)
+        return found
+
+    deadline = time.monotonic() + 300
+    while not (nbgraders() and list((tmp_path / "build" / "nbgrader" / "sandbox").glob("*/sleeper/kernel.log"))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0] if proc.poll() else "slow"
+        time.sleep(1)
+    time.sleep(5)                                   # the kernel is sleeping in its first cell
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in output, output[-2000:]
+    # one submission gets a batch's threads per kernel (it used to get all the cores: 6x slower at smoke)
+    cores = os.cpu_count() or 1
+    assert f"1 submission(s) at profile 'smoke', 1 at a time, {max(1, cores // min(cores, 4))} thread(s)" in output
+    time.sleep(2)
+    assert nbgraders() == []
+    assert _sandbox_uids_running() == []

@@ -416,7 +416,7 @@ def read_marks(course: Path) -> list[Mark]:
 def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path | None = None,
           profile: str = "smoke", timeout: int = 600, jobs: int | None = None, feedback: bool = True,
           limits: Limits | None = None, unsafe_no_sandbox: bool = False, hide_hidden_tests: bool = False,
-          keep_sandboxes: bool = False) -> Grading:
+          keep_sandboxes: bool = False, verify: bool = True) -> Grading:
     """Autograde a folder of submissions -> build/grades.csv, build/grades_by_exercise.csv and (with
     `feedback`) build/feedback/<student>/NN_name.html. Returns the batch's marks and each submission's outcome
     (one for every entry of the folder: course_lib.harness.class_folder).
@@ -427,7 +427,9 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
     cell; `limits` (sandbox.Limits) bound each submission as a whole. A submission that misbehaves is reported
     in its outcome, never raised: this raises only when the grading itself fails (no sandbox, nbgrader's
     feedback or export). With `hide_hidden_tests` the feedback leaves the hidden tests out; with
-    `keep_sandboxes` what each submission wrote stays in build/nbgrader/sandbox/ (removed otherwise).
+    `keep_sandboxes` what each submission wrote stays in build/nbgrader/sandbox/ (removed otherwise). With
+    `verify` (sandboxed gradings only) each graded submission's tests run again in a fresh process
+    (course_lib.harness.verify): a test cell that passed only in the notebook's own kernel scores 0.
 
     Each kernel runs in a sandbox (course_lib.harness.sandbox). Where none can be made this refuses, unless
     `unsafe_no_sandbox`: then submissions run as you, with your files, environment and network.
@@ -536,10 +538,13 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
                 pool.shutdown(wait=False, cancel_futures=True)
                 _kill_live_nbgraders()
                 raise
+        if verify and not unsafe_no_sandbox:
+            _verify_batch(course, outcomes, gradable, limits, settings, uids, jobs, keep_sandboxes)
     finally:
         if uids is not None:
             uids.release()
-    print(f"autograded in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"autograded{' and verified' if verify and not unsafe_no_sandbox else ''} in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
 
     for (student, lesson), outcome in outcomes.items():
         if not outcome.graded and lesson:  # no feedback from a notebook that did not run through, nor a stale one
@@ -582,6 +587,43 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
         raise RuntimeError("\n\n".join(str(p) for p in problems))
     batch_outcomes = sorted(outcomes.values(), key=lambda o: (o.lesson, o.student))
     return Grading([m for m in marks if (m.student, m.lesson) in gradable], batch_outcomes)
+
+
+def _verify_batch(course: Path, outcomes: dict, gradable: dict, limits: Limits, settings: dict, uids, jobs: int,
+                  keep_sandboxes: bool) -> None:
+    """Each graded submission's tests again, in a fresh sandboxed process (course_lib.harness.verify); the
+    lesson's own solutions first, as the control: a test cell that fails for them is not checked."""
+    from . import verify
+
+    graded = sorted(key for key, o in outcomes.items() if o.graded and key in gradable)
+
+    def check(numbered):
+        number, (student, lesson) = numbered
+        source = course / "source" / lesson / f"{lesson}.ipynb"
+        spec = verify.spec_for(source, None if student is None else gradable[(student, lesson)])
+        root = sandbox_dir(course, student or "_solutions", lesson) / "verify"
+        box = sandbox.prepare(root, number, limits, settings, uids=uids)
+        try:
+            return verify.run_in_sandbox(box, spec, limits.wall_seconds)
+        finally:
+            box.finish()
+            if not keep_sandboxes:
+                sandbox.remove_tree(root.parent)
+
+    lessons = sorted({lesson for _, lesson in graded})
+    with ThreadPoolExecutor(jobs) as pool:
+        controls = dict(zip(lessons, pool.map(check, enumerate((None, lesson) for lesson in lessons))))
+        verdicts = dict(zip(graded, pool.map(check, enumerate(graded))))
+    for lesson, control in controls.items():
+        unverifiable = sorted(g for g, why in control.items() if why)
+        if unverifiable:
+            print(f"  {lesson}: not checked in a fresh process (the lesson's own solutions fail there): "
+                  f"{', '.join(unverifiable)}", flush=True)
+    for key, verdict in verdicts.items():
+        verifiable = {g for g, why in controls[key[1]].items() if why is None}
+        notes = verify.apply(_db_url(course), COURSE_ID, key[1], key[0], verdict, verifiable)
+        if notes:
+            outcomes[key] = Outcome(*key, outcomes[key].status, outcomes[key].notes + tuple(notes))
 
 
 def _add_outcomes_to_grades_csv(table: Path, course: Path, outcomes: list[Outcome]) -> None:
@@ -660,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="output a submission's cells may print in all (the rest is dropped, with a note)")
     grader.add_argument("--feedback-without-hidden-tests", action="store_true",
                         help="leave the hidden tests (and tracebacks quoting them) out of the feedback pages")
+    grader.add_argument("--no-verify", action="store_true",
+                        help="trust the scores of the notebook's own kernel (no re-run of the tests in a fresh process)")
     grader.add_argument("--keep-sandboxes", action="store_true",
                         help="keep what each submission wrote in build/nbgrader/sandbox/ (removed by default)")
     grader.add_argument("--unsafe-no-sandbox", action="store_true",
@@ -684,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     result = grade(args.submissions, args.lessons, build, args.profile, args.timeout, args.jobs,
                    limits=limits, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                   hide_hidden_tests=args.feedback_without_hidden_tests, keep_sandboxes=args.keep_sandboxes)
+                   hide_hidden_tests=args.feedback_without_hidden_tests, keep_sandboxes=args.keep_sandboxes,
+                   verify=not args.no_verify)
     totals: dict[tuple[str, str], tuple[float, float]] = {}
     for m in result.marks:
         score, max_score = totals.get((m.student, m.lesson), (0.0, 0.0))

@@ -6,7 +6,8 @@ student opens the page. Three layers:
   1. nbconvert sanitizes the markdown and the HTML outputs and leaves JavaScript outputs out
      (`HTMLExporter.sanitize_html`, set in build/nbgrader/nbgrader_config.py);
   2. secure() removes every <script> element left in the page (nbconvert's own loaders of MathJax 2 from a CDN
-     among them);
+     among them), every event-handler attribute (nbconvert keeps a markdown cell's `<img onerror=...>`) and
+     script URLs in links;
   3. and puts a Content-Security-Policy first in <head>: scripts run only with this page's random nonce (the
      local MathJax 3 and its settings, added here), never inline handlers or `javascript:` links; no network,
      frames, plugins, forms or <base>. A student cannot know the nonce: it is drawn when the page is written.
@@ -23,6 +24,10 @@ from pathlib import Path
 
 SCRIPT = re.compile(r"<script\b.*?</script\s*>|<script\b[^>]*/?>", re.IGNORECASE | re.DOTALL)
 HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+TAG = re.compile(r"<[a-zA-Z][^<>]*>")
+HANDLER = re.compile(r"""\s+on[a-z]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>]+)""", re.IGNORECASE)
+SCRIPT_URL = re.compile(r"""((?:href|src|action|formaction|xlink:href)\s*=\s*["']?)\s*(?:javascript|vbscript):""",
+                        re.IGNORECASE)
 POLICY = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
           "font-src 'self' file: data:; base-uri 'none'; form-action 'none'; frame-src 'none'; object-src 'none'")
 MATHJAX_SETTINGS = ("window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], processEscapes: true}, "
@@ -34,6 +39,7 @@ def secure(html: str, mathjax: str | None = None) -> str:
     page, or None for no MathJax)."""
     nonce = secrets.token_urlsafe(18)
     html = SCRIPT.sub("", html)
+    html = TAG.sub(lambda tag: SCRIPT_URL.sub(r"\1#blocked:", HANDLER.sub("", tag.group(0))), html)
     head = HEAD.search(html)
     if head is None:
         raise ValueError("expected an HTML page with a <head> (nbconvert's output)")
