@@ -80,11 +80,12 @@ def _build_wheel(out: Path) -> Path:
 
 
 def _dependency_venv(wheel: Path) -> Path:
-    """A venv with course_lib's dependencies only (the wheel installed, then course_lib removed), kept under
-    build/ by the hash of what decides its contents: a second run reuses it."""
+    """A venv with course_lib's dependencies only (the wheel installed, then course_lib removed), kept in the
+    user's cache folder by the hash of what decides its contents, so a second run, even from a fresh clone (CI),
+    reuses it: creating it took about 3 minutes on a loaded 2-core machine, reusing it about 1 s."""
     key = hashlib.sha256((paths.ROOT / "pyproject.toml").read_bytes() + (paths.ROOT / "constraints.txt").read_bytes()
                          + sys.version.encode()).hexdigest()[:12]
-    venv = paths.ROOT / "build" / "outside-venv" / key
+    venv = Path(os.environ.get("COURSE_TEST_VENVS") or paths.user_dir("cache") / "test-venvs") / key
     python = venv / "bin" / "python"
     if not (venv / ".ready").exists():
         shutil.rmtree(venv, ignore_errors=True)
