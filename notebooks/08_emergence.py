@@ -22,12 +22,13 @@
 # paper (*Language Models are Few-Shot Learners*) reported something nobody had trained for. Show the model a
 # handful of solved examples in its prompt, say three English words followed by their French translations, then a
 # fourth English word and a blank, and it fills in the blank, with no change to a single weight. The model had
-# picked up a new task *from its context*. In 2022 two lines of work tried to explain where this comes from:
-# Anthropic's *In-context Learning and Induction Heads* (Olsson et al.) found a small attention circuit that
-# appears suddenly during training, and Wei et al.'s *Emergent Abilities of Large Language Models* catalogued
-# skills that seem to switch on only past some model size. A year later Schaeffer, Miranda and Koyejo asked
-# whether those switches were in the models or in the way we score them (*Are Emergent Abilities of Large
-# Language Models a Mirage?*). This lesson reproduces each of these arguments at toy scale, with numbers.
+# picked up a new task *from its context*. In 2022 Anthropic's *In-context Learning and Induction Heads* (Olsson
+# et al.) proposed a mechanism: a small attention circuit that appears suddenly during training. The same year
+# Wei et al.'s *Emergent Abilities of Large Language Models* catalogued skills that seem to switch on only past
+# some model size (a catalogue of *when*, not an explanation of *how*). A year later Schaeffer, Miranda and
+# Koyejo asked whether those switches were in the models or in the way we score them (*Are Emergent Abilities of
+# Large Language Models a Mirage?*). This lesson reproduces each of these arguments with numbers: at toy scale
+# where we can watch training, and in a real pretrained model, SmolLM2-135M, where we can look inside.
 #
 # **What.** Three words to keep apart:
 # * **zero-shot**: the prompt describes the task and gives no example ("Translate to French: cheese →").
@@ -57,9 +58,10 @@
 # flips back to the examples plays well on the first try; one who cannot flip back is stuck guessing. That is
 # few-shot learning in context.
 #
-# **The plan.** (1) Does lesson 06's GPT read its context? (2) Build the smallest model that can learn induction
-# heads and watch one appear, suddenly. (3) Learn a classification task from examples in the prompt,
-# Transformer against LSTM. (4) Is "emergence" a property of models or of metrics?
+# **The plan.** (1) Does a GPT read its context? Our small char GPT, then a real pretrained model. (2) Build the
+# smallest model that can learn induction heads and watch one appear, suddenly. (3) Find the same circuit in the
+# real model, cut it out, and watch copying and few-shot learning suffer. (4) Learn a classification task from
+# examples in the prompt, Transformer against LSTM. (5) Is "emergence" a property of models or of metrics?
 
 # %% tags=["parameters"]
 import os
@@ -92,8 +94,10 @@ from course_lib import gpt
 from course_lib.core import Trainer, count_parameters, data, interactive, plots
 from course_lib.emergence import AttnOnlyTransformer
 from course_lib.gpt import GPT, generate
+from course_lib.gpt import gguf_model as G
+from course_lib.gpt.llama import Llama, LlamaConfig
 from course_lib.harness.lesson import Lesson
-from course_lib.recipes import FewShotRecipe, InductionRecipe, LMFamilyRecipe, checkpoint_path
+from course_lib.recipes import CircuitRecipe, FewShotRecipe, InductionRecipe, LMFamilyRecipe, checkpoint_path
 from course_lib.recurrent import CharLM, RecurrentConfig
 from course_lib.text import CharTokenizer, lm_data
 
@@ -102,7 +106,8 @@ device, claims = lesson.device, lesson.claims
 
 # %%
 ind, few, fam = InductionRecipe.preset(profile), FewShotRecipe.preset(profile), LMFamilyRecipe.preset(profile)
-print(ind, few, fam, sep="\n")
+circ = CircuitRecipe.preset(profile)
+print(ind, few, fam, circ, sep="\n")
 
 # %% [markdown]
 # ## 1 · Does a GPT read its context?
@@ -111,7 +116,7 @@ print(ind, few, fam, sep="\n")
 # uses what it has read, its guesses should improve the further it is into the window: at position 3 it knows
 # three characters, at position 100 it knows a whole speech, the speaker's name, the words already used.
 #
-# We need GPTs. Section 4 needs a *family* of them, built like lesson 06's scaling experiment (the same shape
+# We need GPTs. Section 5 needs a *family* of them, built like lesson 06's scaling experiment (the same shape
 # at growing widths, each trained for the same number of steps on the same batches; shallower and shorter
 # here, to fit this lesson's budget), so we train that family now.
 # For this section we study the biggest one, or lesson 06's own model if its checkpoint is in `build/`
@@ -206,15 +211,79 @@ display(Markdown(
     f"Mean loss on the first copy **{first_copy:.2f}** nats, on the second copy **{second_copy:.2f}**. "
     + ("The model copies from its context: the second copy costs far less, although the letters are random."
        if helped else
-       "This model does not copy: the second copy costs about as much as the first. At these budgets our "
-       "character GPTs (lesson 06's model included, when we tried it) have not formed the circuit that does "
-       "this. Shakespeare seldom repeats a long stretch of text within one window, so copying earns a model "
-       "little there. Section 2 trains a model on data where copying pays, and watches the circuit form.")
+       f"This model does not copy: the second copy costs about as much as the first. {source[0].upper() + source[1:]} "
+       "is too small and has read too little: Olsson et al. saw the copying circuit form after billions of "
+       "tokens of training, and tiny Shakespeare, all of it, is about a million characters. It is also the "
+       "wrong kind of text for it: Shakespeare seldom repeats a long stretch within one window, so copying "
+       "earns a model little there. Below, a model that read trillions of tokens takes the same test; section "
+       "2 trains a small model on data where copying pays, and watches the circuit form.")
     + (f" (Both numbers are above ln 26 = {math.log(26):.2f}, a uniform guess among the letters: the model "
        "expects English, and gibberish surprises it more than it would surprise a coin-flipper.)"
        if min(first_copy, second_copy) > math.log(26) else "")))
 claims.check("repeated_random_string_is_cheaper_the_second_time", helped, required_at="never",
              first_copy=first_copy, second_copy=second_copy, length=n_rep, model=source)
+
+# %% [markdown]
+# ### The same test on a real model
+#
+# Our GPT is a few hundred thousand parameters trained for a minute. **SmolLM2-135M-Instruct** (Hugging Face,
+# 2024) has 135 million parameters and read about two trillion tokens of web text, code and books before it was
+# instruction-tuned. Lesson 09 reads its file into the course's own Llama code (`course_lib.gpt.llama`); we load
+# it the same way here. (At the `smoke` profile a tiny *random* Llama of the same code stands in, so the cells
+# run in seconds; its numbers mean nothing.)
+#
+# The test is the same: random tokens, shown twice. Now they are random *tokens* from its 49,152-token
+# vocabulary, 50-ish of them per copy, after the start-of-text token the model saw in front of its documents.
+
+# %%
+smol_path = G.smollm2_path()
+if circ.real_model:
+    smol, smol_tok, smol_info = G.load_gguf(smol_path, device=device)
+    smol_name = "SmolLM2-135M-Instruct"
+    print(f"loaded in {smol_info.seconds:.1f} s")
+else:                      # smoke: the real tokenizer, a tiny random model of the same code
+    smol_tok = G.GGUFTokenizer.from_metadata(G.metadata(G.open_gguf(smol_path)), smol_path)
+    torch.manual_seed(seed)
+    smol = Llama(LlamaConfig.preset("tiny", vocab_size=len(smol_tok.tokens))).to(device).eval()
+    smol_name = "a tiny random Llama (smoke stand-in)"
+n_layer, n_head = smol.cfg.n_layer, smol.cfg.n_head
+print(f"{smol_name}: {smol.num_params():,} parameters, {n_layer} layers x {n_head} query heads "
+      f"({smol.cfg.n_kv_head} key/value heads)")
+
+g = torch.Generator().manual_seed(seed)
+vocab_smol = smol.cfg.vocab_size
+random_ids = em.repeated_tokens(circ.sequences, circ.n_random, vocab_smol - circ.first_id, g) + circ.first_id
+rep_seqs = torch.cat([torch.full((circ.sequences, 1), circ.start_id), random_ids], dim=1)
+smol_first, smol_second, smol_curve = em.copy_losses(smol, rep_seqs, circ.n_random, curve=True)
+print("one sequence, the first tokens of each copy:",
+      repr(smol_tok.decode(rep_seqs[0, 1:9].tolist())), "...", repr(smol_tok.decode(rep_seqs[0, circ.n_random + 1:circ.n_random + 9].tolist())))
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+for ax, (curve_, n_, vocab_, name_) in zip(axes, ((rep_curve, n_rep, 26, source),
+                                                   (smol_curve[1:], circ.n_random, vocab_smol, smol_name))):
+    ax.plot(range(1, len(curve_) + 1), curve_.tolist(), "o-", ms=2.5)
+    ax.axhline(math.log(vocab_), color="gray", ls=":", label=f"ln {vocab_:,}: a uniform guess")
+    ax.axvline(n_, color="C3", ls="--", lw=1, label="the second copy starts")
+    ax.set(xlabel="position of the predicted token", ylabel="loss (nats)", title=name_)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+plt.suptitle("a random string shown twice: a small char GPT and a real model")
+plt.tight_layout()
+plt.show()
+
+# %%
+copies = smol_second < smol_first / 3
+display(Markdown(
+    f"{smol_name}: mean loss **{smol_first:.2f}** nats on the first copy (a uniform guess would cost "
+    f"ln {vocab_smol:,} = {math.log(vocab_smol):.2f}: random tokens surprise a model that expects text), "
+    f"**{smol_second:.2f}** on the second, {smol_second / smol_first:.0%} of the first. "
+    + ("The tokens are random, so nothing the model learned in training predicts them: it is reading them off "
+       "the first copy. The control is built in: the *same* tokens cost the full price the first time."
+       if copies else "At this profile the stand-in model is random: it does not copy, as expected.")))
+claims.check("real_model_copies_from_context", copies, required_at="lesson", first_copy=smol_first,
+             second_copy=smol_second, ratio=smol_second / smol_first, ln_vocab=math.log(vocab_smol),
+             sequences=circ.sequences, tokens_per_copy=circ.n_random, model=smol_name)
 
 # %% [markdown]
 # ## 2 · Induction heads, from scratch
@@ -233,6 +302,13 @@ claims.check("repeated_random_string_is_cheaper_the_second_time", helped, requir
 # note to read, so it cannot do this at all; this is why Olsson et al. saw the phase change in every model with
 # two or more layers and never in one-layer models.
 #
+# Here is the circuit as a picture: the same row of tokens at both layers. Below, each token's previous-token
+# head looks one step back (blue); above, the last "D" looks for a position whose note says "after D" (red).
+
+# %%
+em.draw_induction_circuit(["Mr", "D", "urs", "ley", "was", "…", "Mr", "D"]);
+
+# %% [markdown]
 # **The model.** To watch this happen we strip a Transformer to the bone: token and position embeddings,
 # attention layers, a read-out. No MLPs (`course_lib.emergence.attention_only`). Then every head writes directly into one
 # shared "residual stream", and we can look at each head's attention and remove any head to see what breaks.
@@ -361,6 +437,11 @@ claims.check("one_layer_cannot_do_it", repeat1[-1] >= 0.8 * ln_v and runs[1]["pa
 # same window. Two heads that each do nothing useful alone have to be tuned to each other before either one
 # pays off, and once they click, the loss collapses.
 #
+# Note the ruler. Section 5 meets the argument that many "sudden" abilities are an artefact of scoring all or
+# nothing (Schaeffer et al.). That argument does not apply here: this cliff was measured with cross-entropy, the
+# smoothest ruler there is (every small improvement in the probability of the right token shows), and the
+# x-axis is training steps of one model, not model size. The jump is in the training dynamics itself.
+#
 # What does the induction head look at? Below, a string of random tokens shown twice (a clean version of the
 # training task). Rows are the position doing the predicting, columns the positions it attends to. In the
 # second half, each row puts its weight one step *after* the earlier occurrence of its own token: an
@@ -408,24 +489,38 @@ interactive.show(interactive.slider_heatmaps(
 # inside the forward pass: the same model, the same weights, one head silenced. If the induction head is what
 # solves the task, silencing it should bring the plateau back, while silencing a head that is not part of the
 # circuit should not.
+#
+# Silencing (**zero-ablation**) is blunt: a head's output is not centred on zero, it has a typical value that
+# the later layers expect, and zero may be a value they never saw. **Mean-ablation** replaces the head's output
+# by its average over the batch (at each position) instead: "the head, doing its usual thing on average, but no
+# longer reading *this* sequence". It removes the head's information and keeps its offset.
+# `em.ablate_heads` does it with a hook on the output projection; we show both.
 
 # %%
 heads = [(l, h) for l, n in enumerate(model2.cfg.heads) for h in range(n)]
 ablated = {hd: em.evaluate_induction(model2, eval_batch, head_mask=model2.head_mask([hd]))["repeat_loss"]
            for hd in heads}
 intact = em.evaluate_induction(model2, eval_batch)["repeat_loss"]
+toy_x, toy_y, toy_rows = eval_batch.x.to(device), eval_batch.y.to(device), eval_batch.repeat.to(device)
+toy_means = em.head_means(model2, toy_x)
+mean_ablated = {}
+for hd in heads:
+    with em.ablate_heads(model2, [hd], toy_means), torch.no_grad():
+        mean_ablated[hd] = em.masked_loss(model2(toy_x), toy_y, toy_rows)
 copying = {hd: em.copying_score(model2, *hd) for hd in heads}
 names = {hd: f"L{hd[0]}H{hd[1]}" + (" (induction)" if hd == induction_head else
                                     " (previous-token)" if hd == prev_head else "") for hd in heads}
-fig, ax = plt.subplots(figsize=(7, 3.4))
-ax.bar(["none"] + [names[hd] for hd in heads], [intact] + [ablated[hd] for hd in heads],
-       color=["C2"] + ["C3" if hd in (induction_head, prev_head) else "C0" for hd in heads])
+fig, ax = plt.subplots(figsize=(8, 3.4))
+xs = np.arange(len(heads) + 1)
+ax.bar(xs - 0.2, [intact] + [ablated[hd] for hd in heads], 0.4, color="C3", label="zero-ablation")
+ax.bar(xs + 0.2, [intact] + [mean_ablated[hd] for hd in heads], 0.4, color="C0", label="mean-ablation")
+ax.set_xticks(xs, ["none"] + [names[hd] for hd in heads])
 ax.axhline(plateau, color="gray", ls=":", label="the plateau before the cliff")
-ax.set(ylabel="repeated-copy loss (nats)", title="silencing one head at a time")
+ax.set(ylabel="repeated-copy loss (nats)", title="taking out one head at a time")
 ax.legend(fontsize=8)
 plt.show()
 for hd in heads:
-    print(f"{names[hd]:22s} silenced -> loss {ablated[hd]:.3f} | prefix-matching "
+    print(f"{names[hd]:22s} zero -> loss {ablated[hd]:.3f}, mean -> {mean_ablated[hd]:.3f} | prefix-matching "
           f"{h2.evals[-1][f'prefix_L{hd[0]}H{hd[1]}']:.2f}, previous-token "
           f"{em.previous_token_score(probe_run.attn[hd[0]])[hd[1]]:.2f}, copying score {copying[hd]:+.2f}")
 
@@ -451,10 +546,214 @@ display(Markdown(
     + (f"Silencing {names[control]}, which is not part of the circuit, gives {ablated[control]:.2f}. "
        if control is not None else "")
     + f"The induction head's copying score (Olsson et al.'s measure of \"does attending to token *a* raise "
-    f"the logit of *a*?\", from +1 for a pure copier to −1) is **{copying[induction_head]:+.2f}**."))
+    f"the logit of *a*?\", from +1 for a pure copier to −1) is **{copying[induction_head]:+.2f}**.\n\n"
+    f"Mean-ablating the induction head instead gives **{mean_ablated[induction_head]:.2f}**"
+    + (f", {'closer to' if abs(mean_ablated[induction_head] - plateau) < abs(ablated[induction_head] - plateau) else 'no closer to'} "
+       f"the plateau than zero-ablation's {ablated[induction_head]:.2f}. "
+       + ("Zero-ablation overshoots: a loss above the plateau means the model does *worse* than it did before "
+          "it learned anything, because a zeroed head also removes its usual offset and pushes the residual "
+          "stream somewhere the read-out never saw. That extra damage is the knife's, not the circuit's."
+          if ablated[induction_head] > plateau else ""))))
+claims.check("mean_ablation_lands_nearer_the_plateau",
+             abs(mean_ablated[induction_head] - plateau) < abs(ablated[induction_head] - plateau),
+             required_at="never", plateau=plateau, zero_ablated=ablated[induction_head],
+             mean_ablated=mean_ablated[induction_head])
 
 # %% [markdown]
-# ## 3 · Few-shot classification, learned in context
+# ## 3 · The same circuit in a real model
+#
+# Section 1 showed SmolLM2 copying random tokens it could not have memorised. Is it the circuit we just watched
+# form? We can look: compute, for each of its heads, how much a token of the second copy attends to the token
+# *after* its earlier occurrence (the prefix-matching score), find the heads that do it, then take them out.
+#
+# **Reading the attention.** Our Llama calls PyTorch's fused attention, which never hands back the attention
+# probabilities. So we recompute them from what each layer reads: a hook records the layer's input, and
+# `em.attention_from_qk` redoes the layer by hand, queries and keys, the rotary position embedding (the
+# rotate-half layout lesson 09 explains), softmax, values, output projection. Two details of the real model
+# matter here. It uses **grouped-query attention**: 9 query heads share 3 key/value heads, query head *h* using
+# key/value head *h* // 3 (`repeat_interleave`, not `repeat`: the wrong one silently pairs heads that were never
+# trained together). And the rebuilt output must equal the layer's own, or the probabilities we plot are fiction.
+
+# %%
+hs = em.head_scores(smol, rep_seqs, score_from=1)       # position 0 (the start token) is left out
+prefix_scores, prev_scores_real = hs["prefix"], hs["previous"]
+print(f"largest relative error of the rebuilt attention output over all {n_layer} layers: {hs['max_error']:.1e}")
+claims.check("recomputed_attention_reproduces_the_model", hs["max_error"] < 1e-4, required_at="always",
+             max_relative_error=hs["max_error"], layers=n_layer, model=smol_name)
+
+# %%
+top = em.top_heads(prefix_scores, max(circ.top_k))
+top_prev = em.top_heads(prev_scores_real, circ.exclude_previous)
+fig, axes = plt.subplots(1, 2, figsize=(11, 0.2 * n_layer + 2.2))
+for ax, table, title in ((axes[0], prefix_scores, "prefix-matching (induction) score"),
+                         (axes[1], prev_scores_real, "previous-token score")):
+    im = ax.imshow(table.numpy(), cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    ax.set(xlabel="head", ylabel="layer", title=title, xticks=range(n_head))
+    plt.colorbar(im, ax=ax)
+plt.tight_layout()
+plt.show()
+print("top induction heads:      ", ", ".join(f"L{l}H{h} {prefix_scores[l, h]:.2f}" for l, h in top))
+print("top previous-token heads: ", ", ".join(f"L{l}H{h} {prev_scores_real[l, h]:.2f}" for l, h in top_prev))
+uniform_ref = float(np.mean([1 / (t + 1) for t in range(circ.n_random, 2 * circ.n_random)]))
+display(Markdown(
+    f"{int((prefix_scores > 0.3).sum())} of {n_layer * n_head} heads score above 0.3 "
+    f"(a head spreading its attention evenly would score about {uniform_ref:.3f}). "
+    f"The strongest induction heads sit in layers {min(l for l, _ in top)}–{max(l for l, _ in top)} "
+    f"of {n_layer}; the strongest previous-token heads in layers "
+    f"{', '.join(str(l) for l in sorted({l for l, _ in top_prev}))}, earlier or alongside: the two halves "
+    "of the circuit, in the order the picture needs them."))
+
+# %% [markdown]
+# Pick a head with the slider: the first entries are the best induction heads, then the best previous-token
+# heads, then a few ordinary heads for comparison. An induction head draws a stripe in the lower half, one step
+# right of the diagonal of the first copy: each token of the second copy looks at the token that followed it
+# last time. Most heads also park a lot of attention on position 0, the start token (an **attention sink**:
+# when a head has nothing useful to look at, it looks there).
+
+# %%
+ordinary = em.random_heads(n_layer, n_head, max(1, circ.slider_heads // 4), exclude=top + top_prev,
+                           generator=torch.Generator().manual_seed(seed))
+shown = list(dict.fromkeys(top[:circ.slider_heads // 2] + top_prev[:circ.slider_heads // 4] + ordinary))
+probe_layers = sorted({l for l, _ in shown})
+with em.AttentionRecorder(smol, probe_layers) as rec, torch.no_grad():
+    smol(rep_seqs[:1].to(device))
+probe_attn = {l: em.recomputed_attention(smol, rec, l)[0][0].cpu() for l in probe_layers}
+tok_labels = [f"{i}:{smol_tok.decode([t])!r}"[:14] for i, t in enumerate(rep_seqs[0].tolist())]
+kind = lambda hd: "induction" if hd in top else "previous-token" if hd in top_prev else "other"
+interactive.show(interactive.slider_heatmaps(
+    {f"L{l}H{h} ({kind((l, h))}, prefix {prefix_scores[l, h]:.2f})": probe_attn[l][h].round(decimals=3)
+     for l, h in shown}, x=tok_labels, y=tok_labels, zmin=0.0, zmax=1.0,
+    title=f"{smol_name}: one head's attention on random tokens shown twice", xlabel="attends to",
+    ylabel="position"))
+
+# %% [markdown]
+# **Cut them out.** We mean-ablate the top *k* induction heads (each replaced by its average output over the
+# batch, at each position) and measure the second copy's loss again. The control: the same number of heads
+# drawn at random, several times. The previous-token heads found above are kept out of those random draws:
+# they are the circuit's other half, and a draw that happens to hit one breaks copying too (we ablate them
+# separately below). Zero-ablation is shown beside mean-ablation.
+
+# %%
+means_rep = em.head_means(smol, rep_seqs)
+
+
+def second_copy_loss(heads_, means_):
+    with em.ablate_heads(smol, heads_, means_):
+        return em.copy_losses(smol, rep_seqs, circ.n_random)[1]
+
+
+abl = {(k, m): second_copy_loss(top[:k], means_rep if m == "mean" else None)
+       for k in circ.top_k for m in ("mean", "zero")}
+draws = [em.random_heads(n_layer, n_head, circ.claim_k, exclude=top + top_prev,
+                         generator=torch.Generator().manual_seed(1000 * seed + d)) for d in range(circ.random_draws)]
+rand_abl = {m: [second_copy_loss(d, means_rep if m == "mean" else None) for d in draws] for m in ("mean", "zero")}
+prev_abl = second_copy_loss(top_prev, means_rep)
+
+fig, ax = plt.subplots(figsize=(7.5, 3.8))
+for m, c in (("mean", "C0"), ("zero", "C3")):
+    ax.plot(circ.top_k, [abl[(k, m)] for k in circ.top_k], "o-", color=c, label=f"top-k induction heads, {m}-ablated")
+    ax.scatter([circ.claim_k] * len(draws), rand_abl[m], marker="x", color=c, s=50,
+               label=f"{circ.claim_k} random heads, {m}-ablated ({len(draws)} draws)")
+ax.axhline(smol_second, color="C2", ls="--", label="nothing ablated")
+ax.axhline(smol_first, color="gray", ls=":", label="the first copy (nothing to copy from)")
+ax.set(xlabel="heads ablated (k)", ylabel="second-copy loss (nats)", title="cutting the induction heads")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=7)
+plt.show()
+
+# %%
+rise_top = abl[(circ.claim_k, "mean")] - smol_second
+rise_rand = [r - smol_second for r in rand_abl["mean"]]
+breaks = rise_top >= 1.0 and rise_top > 3 * max(max(rise_rand), 0.0)
+k_max = max(circ.top_k)
+display(Markdown(
+    f"Mean-ablating the top {circ.claim_k} induction heads lifts the second copy's loss from {smol_second:.2f} to "
+    f"**{abl[(circ.claim_k, 'mean')]:.2f}** nats; {circ.claim_k} random heads move it to "
+    f"{', '.join(f'{r:.2f}' for r in rand_abl['mean'])}. With the top {k_max} gone it is "
+    f"**{abl[(k_max, 'mean')]:.2f}**, against {smol_first:.2f} for the first copy. Mean-ablating the "
+    f"{len(top_prev)} strongest previous-token heads (the other half) gives {prev_abl:.2f}.\n\n"
+    f"Zero-ablation of the same top {circ.claim_k} gives {abl[(circ.claim_k, 'zero')]:.2f}, and of random heads "
+    f"{', '.join(f'{r:.2f}' for r in rand_abl['zero'])}. "
+    + ("Zero hits harder than the mean on the induction heads: it removes what they say *and* their usual "
+       "offset, so part of that damage is the residual stream being pushed where the later layers never saw "
+       "it, not the loss of the circuit. "
+       if abl[(circ.claim_k, 'zero')] > abl[(circ.claim_k, 'mean')] else "")
+    + ("Zeroing random heads can even move the loss *down*: an off-distribution knife does not measure a "
+       "head's job. That is why mean-ablation is the comparison that means something."
+       if min(rand_abl["zero"]) < smol_second else "")))
+claims.check("ablating_induction_heads_breaks_copying", breaks, required_at="lesson", k=circ.claim_k,
+             intact=smol_second, top_ablated=abl[(circ.claim_k, "mean")], rise_top=rise_top,
+             random_ablated=rand_abl["mean"], rise_random=rise_rand, draws=len(draws),
+             top_heads=[f"L{l}H{h}" for l, h in top[:circ.claim_k]],
+             zero_top=abl[(circ.claim_k, "zero")], zero_random=rand_abl["zero"], previous_token_ablated=prev_abl)
+
+# %% [markdown]
+# **Does few-shot learning rest on them too?** Olsson et al. argue that induction heads are the seed of
+# in-context learning in general, not only of copying. A test where copying alone is not enough: made-up words,
+# each paired with a colour in the prompt, then the same words again in a new order. The pairing is drawn fresh
+# for every prompt, so the model can only get the colour from the prompt; without the examples (zero-shot) it can
+# only guess among four. Each prompt scores every one of its words: the colour is read off the model's next-token
+# logits after " =", choosing among the four colours.
+
+# %%
+shots = em.word_label_prompts(smol_tok.encode, circ.prompts, circ.labels, n_pairs=circ.n_pairs,
+                              start=[circ.start_id], seed=seed, sep=circ.sep)
+zero_shot = em.word_label_prompts(smol_tok.encode, circ.prompts, circ.labels, n_pairs=circ.n_pairs,
+                                  start=[circ.start_id], seed=seed, sep=circ.sep, shots=False)
+print(shots.texts[0])
+few_clean, few_zero = em.label_scores(smol, shots), em.label_scores(smol, zero_shot)
+means_few = em.head_means(smol, shots.ids, mask=em.real_positions(shots))
+with em.ablate_heads(smol, top[:circ.fewshot_k], means_few):
+    few_top = em.label_scores(smol, shots)
+with em.ablate_heads(smol, top[:circ.fewshot_k], None):
+    few_top_zero = em.label_scores(smol, shots)
+few_draws = [em.random_heads(n_layer, n_head, circ.fewshot_k, exclude=top + top_prev,
+                             generator=torch.Generator().manual_seed(1000 * seed + 500 + d))
+             for d in range(circ.random_draws)]
+few_rand = []
+for d in few_draws:
+    with em.ablate_heads(smol, d, means_few):
+        few_rand.append(em.label_scores(smol, shots))
+n_queries = shots.where.numel()
+rows = [("zero-shot (no examples)", few_zero), ("few-shot", few_clean),
+        (f"few-shot, top {circ.fewshot_k} induction heads mean-ablated", few_top),
+        (f"few-shot, top {circ.fewshot_k} induction heads zero-ablated", few_top_zero)] + \
+       [(f"few-shot, {circ.fewshot_k} random heads mean-ablated (draw {i + 1})", r) for i, r in enumerate(few_rand)]
+display(Markdown(f"{n_queries} queries ({circ.prompts} prompts × {circ.n_pairs} words), chance "
+                 f"{1 / len(circ.labels):.0%}:\n\n| condition | accuracy | log-prob of the right colour |\n|---|---|---|\n"
+                 + "\n".join(f"| {name} | {r['accuracy']:.3f} | {r['logprob']:.2f} |" for name, r in rows)))
+
+# %%
+beats = few_clean["accuracy"] > few_zero["accuracy"] + 0.3
+rand_acc = ", ".join(f"{r['accuracy']:.0%}" for r in few_rand)
+rand_acc_lp = ", ".join(f"{r['accuracy']:.0%} / {r['logprob']:.2f}" for r in few_rand)
+hurts = (few_top["accuracy"] < min(r["accuracy"] for r in few_rand)
+         and few_top["logprob"] < min(r["logprob"] for r in few_rand))
+display(Markdown(
+    f"With the examples in the prompt the model names the right colour {few_clean['accuracy']:.0%} of the time, "
+    f"against {few_zero['accuracy']:.0%} without them: it learned the pairing from its context. "
+    + (f"Mean-ablating the top {circ.fewshot_k} induction heads takes that to {few_top['accuracy']:.0%} "
+       f"(log-probability {few_clean['logprob']:.2f} → {few_top['logprob']:.2f}), lower than any of the "
+       f"{len(few_rand)} random draws ({rand_acc}): the heads that "
+       "copy random tokens also carry this few-shot task. "
+       if hurts else
+       f"Mean-ablating the top {circ.fewshot_k} induction heads gives {few_top['accuracy']:.0%} (log-probability "
+       f"{few_top['logprob']:.2f}), not clearly below the random draws "
+       f"({rand_acc_lp}): on this run the few-shot "
+       "task does not hang on them as clearly as copying does. ")
+    + ("Even so it stays well above the zero-shot level: "
+       if few_top["accuracy"] > few_zero["accuracy"] + 0.1 else "It falls to about the zero-shot level; still, ")
+    + "the induction heads are unlikely to be the whole story. Todd et al. (2024) and Yin & Steinhardt (2025) find other "
+    "heads (\"function vector\" heads) that carry *what the task is*, and argue that few-shot learning in bigger "
+    "models leans on those more than on induction heads."))
+claims.check("few_shot_beats_zero_shot", beats, required_at="never", few_shot=few_clean, zero_shot=few_zero,
+             queries=n_queries, model=smol_name)
+claims.check("ablating_induction_heads_hurts_few_shot", hurts, required_at="never", k=circ.fewshot_k,
+             clean=few_clean, top_mean_ablated=few_top, top_zero_ablated=few_top_zero, random_mean_ablated=few_rand,
+             queries=n_queries)
+
+# %% [markdown]
+# ## 4 · Few-shot classification, learned in context
 #
 # Chan et al. (2022, *Data Distributional Properties Drive Emergent In-Context Learning in Transformers*) asked
 # which kind of training data makes a model learn from its context rather than memorise. Their finding: data
@@ -520,6 +819,17 @@ display(Markdown(
        "state, while theirs were images of many rare classes. An LSTM has to squeeze every binding into a "
        "fixed-size state (lesson 03's bottleneck again), a Transformer just looks back, so try more classes "
        "per sequence (`n_way`, `n_labels`) and longer prompts and watch which one degrades first.")))
+ceiling = tf["acc"]["lookup"][-1].item()
+at_ceiling = late_tf >= ceiling - 0.01 and late_lstm < ceiling - 0.03
+display(Markdown(
+    f"A finer ruler than \"Transformer minus LSTM\": the look-up rule (copy the label if the item was shown, else "
+    f"guess) scores {ceiling:.0%} at the last position, the most that reading the context can give there. "
+    + (f"The Transformer reaches it ({late_tf:.0%}); the LSTM stays {ceiling - late_lstm:.0%} below it: it misses "
+       "answers that sit in its own context, because it must keep every binding in its fixed-size state."
+       if at_ceiling else
+       f"Transformer {late_tf:.0%}, LSTM {late_lstm:.0%}: on this run they do not split cleanly at that line.")))
+claims.check("transformer_at_the_lookup_ceiling_lstm_below", at_ceiling, required_at="never", ceiling=ceiling,
+             transformer=late_tf, lstm=late_lstm)
 claims.check("few_shot_in_context_transformer_vs_lstm", late_tf > late_lstm + 0.2, required_at="never",
              transformer_by_k=tf["acc"]["by_k"], lstm_by_k=lstm["acc"]["by_k"], transformer_params=tf["params"],
              lstm_params=lstm["params"], steps=few.steps, lookup_rule=tf["acc"]["lookup"])
@@ -535,7 +845,7 @@ if few.compare_bursty:
 # language is bursty (a name, once mentioned, tends to come back), which is one reason large language models
 # learn it.
 #
-# ## 4 · "Emergence": a property of the model, or of the ruler?
+# ## 5 · "Emergence": a property of the model, or of the ruler?
 #
 # **Wei et al. (2022)** called an ability *emergent* if it is absent in smaller models and present in larger
 # ones, so that you cannot predict it by extrapolating the small ones. Their plots (multi-step arithmetic,
@@ -609,25 +919,29 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %%
-gaps = {w: abs(s["exact"] - s["predicted"]) for w, s in scores.items()}
+ratios = {w: s["exact"] / s["predicted"] for w, s in scores.items() if s["predicted"] >= 0.02}
 smallest, largest = scores[fam.widths[0]], scores[fam.widths[-1]]
 logprobs = [s["logprob"] for s in scores.values()]
 display(Markdown(
     f"From the smallest to the largest model, per-character accuracy goes from {smallest['acc']:.2f} to "
     f"{largest['acc']:.2f} and the log-probability from {smallest['logprob']:.1f} to {largest['logprob']:.1f} "
     "nats" + (", improving at every step up in size" if all(b > a for a, b in zip(logprobs, logprobs[1:])) else "")
-    + f". Exact match goes from {smallest['exact']:.3f} to {largest['exact']:.3f}. "
-    f"The independence formula accuracy^length stays within {max(gaps.values()):.3f} of the measured exact match "
-    "for every model. "
+    + f". Exact match goes from {smallest['exact']:.3f} to {largest['exact']:.3f}; the independence formula "
+    f"accuracy^length predicts {smallest['predicted']:.3f} to {largest['predicted']:.3f}. "
+    + (f"Where the formula predicts something measurable (at least 0.02), measured / predicted is "
+       f"{', '.join(f'{r:.1f}' for r in ratios.values())}. " if ratios else
+       "The formula predicts less than 0.02 for every model: these models sit on the flat part of the curve, "
+       "where exact match and the formula are both about zero and cannot be told apart. ")
     + ("Where they differ, exact match is *higher* than the formula: errors are not independent, they cluster in "
        "words the model does not know, while the words it knows come out whole. The formula captures the shape "
        "(flat, then steep), not the exact height."
        if largest["exact"] > largest["predicted"] else
        "Exact match is no higher than the formula here: the model's errors are spread across words.")))
-# Reported, not required: while exact match stays this small an absolute tolerance cannot fail, and a relative one
-# does not hold (errors cluster in the words a small model does not know, so exact match beats the formula).
-claims.check("exact_match_is_about_accuracy_to_the_length", all(g <= 0.05 for g in gaps.values())
-             and largest["acc"] > smallest["acc"], required_at="never", tolerance=0.05,
+# Reported, not required. It can fail two ways: no model reaches a measurable prediction (the data cover only the
+# flat part, as in our runs so far), or measured exact match is off the formula by more than a factor of two.
+claims.check("exact_match_is_about_accuracy_to_the_length", bool(ratios) and all(0.5 <= r <= 2 for r in ratios.values())
+             and largest["acc"] > smallest["acc"], required_at="never", ratio_band=[0.5, 2], min_predicted=0.02,
+             ratios=ratios,
              exact={w: s["exact"] for w, s in scores.items()}, predicted={w: s["predicted"] for w, s in scores.items()},
              char_accuracy={w: s["acc"] for w, s in scores.items()}, logprob={w: s["logprob"] for w, s in scores.items()},
              params=params, mean_length=mean_len)
