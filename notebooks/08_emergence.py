@@ -642,17 +642,17 @@ def second_copy_loss(heads_, means_):
         return em.copy_losses(smol, rep_seqs, circ.n_random)[1]
 
 
-abl = {(k, m): second_copy_loss(top[:k], means_rep if m == "mean" else None)
+cut = {(k, m): second_copy_loss(top[:k], means_rep if m == "mean" else None)
        for k in circ.top_k for m in ("mean", "zero")}
 draws = [em.random_heads(n_layer, n_head, circ.claim_k, exclude=top + top_prev,
                          generator=torch.Generator().manual_seed(1000 * seed + d)) for d in range(circ.random_draws)]
-rand_abl = {m: [second_copy_loss(d, means_rep if m == "mean" else None) for d in draws] for m in ("mean", "zero")}
-prev_abl = second_copy_loss(top_prev, means_rep)
+rand_cut = {m: [second_copy_loss(d, means_rep if m == "mean" else None) for d in draws] for m in ("mean", "zero")}
+prev_cut = second_copy_loss(top_prev, means_rep)
 
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
 for m, c in (("mean", "C0"), ("zero", "C3")):
-    ax.plot(circ.top_k, [abl[(k, m)] for k in circ.top_k], "o-", color=c, label=f"top-k induction heads, {m}-ablated")
-    ax.scatter([circ.claim_k] * len(draws), rand_abl[m], marker="x", color=c, s=50,
+    ax.plot(circ.top_k, [cut[(k, m)] for k in circ.top_k], "o-", color=c, label=f"top-k induction heads, {m}-ablated")
+    ax.scatter([circ.claim_k] * len(draws), rand_cut[m], marker="x", color=c, s=50,
                label=f"{circ.claim_k} random heads, {m}-ablated ({len(draws)} draws)")
 ax.axhline(smol_second, color="C2", ls="--", label="nothing ablated")
 ax.axhline(smol_first, color="gray", ls=":", label="the first copy (nothing to copy from)")
@@ -662,30 +662,30 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %%
-rise_top = abl[(circ.claim_k, "mean")] - smol_second
-rise_rand = [r - smol_second for r in rand_abl["mean"]]
+rise_top = cut[(circ.claim_k, "mean")] - smol_second
+rise_rand = [r - smol_second for r in rand_cut["mean"]]
 breaks = rise_top >= 1.0 and rise_top > 3 * max(max(rise_rand), 0.0)
 k_max = max(circ.top_k)
 display(Markdown(
     f"Mean-ablating the top {circ.claim_k} induction heads lifts the second copy's loss from {smol_second:.2f} to "
-    f"**{abl[(circ.claim_k, 'mean')]:.2f}** nats; {circ.claim_k} random heads move it to "
-    f"{', '.join(f'{r:.2f}' for r in rand_abl['mean'])}. With the top {k_max} gone it is "
-    f"**{abl[(k_max, 'mean')]:.2f}**, against {smol_first:.2f} for the first copy. Mean-ablating the "
-    f"{len(top_prev)} strongest previous-token heads (the other half) gives {prev_abl:.2f}.\n\n"
-    f"Zero-ablation of the same top {circ.claim_k} gives {abl[(circ.claim_k, 'zero')]:.2f}, and of random heads "
-    f"{', '.join(f'{r:.2f}' for r in rand_abl['zero'])}. "
+    f"**{cut[(circ.claim_k, 'mean')]:.2f}** nats; {circ.claim_k} random heads move it to "
+    f"{', '.join(f'{r:.2f}' for r in rand_cut['mean'])}. With the top {k_max} gone it is "
+    f"**{cut[(k_max, 'mean')]:.2f}**, against {smol_first:.2f} for the first copy. Mean-ablating the "
+    f"{len(top_prev)} strongest previous-token heads (the other half) gives {prev_cut:.2f}.\n\n"
+    f"Zero-ablation of the same top {circ.claim_k} gives {cut[(circ.claim_k, 'zero')]:.2f}, and of random heads "
+    f"{', '.join(f'{r:.2f}' for r in rand_cut['zero'])}. "
     + ("Zero hits harder than the mean on the induction heads: it removes what they say *and* their usual "
        "offset, so part of that damage is the residual stream being pushed where the later layers never saw "
        "it, not the loss of the circuit. "
-       if abl[(circ.claim_k, 'zero')] > abl[(circ.claim_k, 'mean')] else "")
+       if cut[(circ.claim_k, 'zero')] > cut[(circ.claim_k, 'mean')] else "")
     + ("Zeroing random heads can even move the loss *down*: an off-distribution knife does not measure a "
        "head's job. That is why mean-ablation is the comparison that means something."
-       if min(rand_abl["zero"]) < smol_second else "")))
+       if min(rand_cut["zero"]) < smol_second else "")))
 claims.check("ablating_induction_heads_breaks_copying", breaks, required_at="lesson", k=circ.claim_k,
-             intact=smol_second, top_ablated=abl[(circ.claim_k, "mean")], rise_top=rise_top,
-             random_ablated=rand_abl["mean"], rise_random=rise_rand, draws=len(draws),
+             intact=smol_second, top_ablated=cut[(circ.claim_k, "mean")], rise_top=rise_top,
+             random_ablated=rand_cut["mean"], rise_random=rise_rand, draws=len(draws),
              top_heads=[f"L{l}H{h}" for l, h in top[:circ.claim_k]],
-             zero_top=abl[(circ.claim_k, "zero")], zero_random=rand_abl["zero"], previous_token_ablated=prev_abl)
+             zero_top=cut[(circ.claim_k, "zero")], zero_random=rand_cut["zero"], previous_token_ablated=prev_cut)
 
 # %% [markdown]
 # **Does few-shot learning rest on them too?** Olsson et al. argue that induction heads are the seed of
