@@ -427,7 +427,8 @@ for label, curve, greedy, nv in [("supervised start", pass_before, greedy_before
                                  ("after RL", pass_after, greedy_after, never["after RL"]),
                                  (f"start at T={rr.cool_temperature:g}", pass_cool, float("nan"),
                                   never[f"T={rr.cool_temperature:g}"])]:
-    rows.append(f"| {label} | {greedy:.3f} | " + " | ".join(f"{curve[k]:.3f}" for k in ks) + f" | {nv:.1%} |")
+    shown = "—" if math.isnan(greedy) else f"{greedy:.3f}"
+    rows.append(f"| {label} | {shown} | " + " | ".join(f"{curve[k]:.3f}" for k in ks) + f" | {nv:.1%} |")
 display(Markdown("\n".join(rows)))
 
 # %%
@@ -564,8 +565,11 @@ display(Markdown(f"""
    "large gains where one sample must be right, little or none where many tries are allowed."
    if _sharpened else
    "On this run RL raised pass@k at large k as well, so it did more than sharpen (the other side of the debate)."}
-  Lowering the temperature to {rr.cool_temperature:g} instead gave pass@1 {pass_cool[1]:.0%}: RL is
-  {"more than" if pass_after[1] > pass_cool[1] else "no better than"} a sharper temperature here.
+  Lowering the temperature to {rr.cool_temperature:g} instead gave pass@1 {pass_cool[1]:.0%} and left
+  {never[f'T={rr.cool_temperature:g}']:.1%} of the problems never solved: at pass@1 RL is
+  {"more than" if pass_after[1] > pass_cool[1] else "no better than"} a sharper temperature here, and it
+  {"kept more" if never['after RL'] < never[f'T={rr.cool_temperature:g}'] else "did not keep more"} problems within
+  reach.
 * **A format-only reward** went from {h0[0]['right_length']:.0%} to {h0[-1]['right_length']:.0%} satisfied while exact
   match went from {h0[0]['pass1']:.0%} to {h0[-1]['pass1']:.0%}; with the KL leash (β = {rr.leash_beta:g}) exact match
   ended at {h1[-1]['pass1']:.0%}.
