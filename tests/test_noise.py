@@ -79,14 +79,17 @@ def test_progress_bars_are_text_on_stdout_and_off_for_the_runner(monkeypatch, ca
     assert not progress.progress_enabled() and progress.progress(range(3)).disable
 
 
-def test_the_runner_starts_quiet_kernels(monkeypatch):
+def test_the_runner_starts_quiet_kernels():
+    import asyncio
+
     from course_lib.harness import kernel
 
-    options = kernel.papermill_options()
-    if sys.platform == "win32":
-        assert options == {}
-    else:
-        assert options["kernel_manager_class"]().transport == "ipc"
+    km = kernel.papermill_options()["kernel_manager_class"]()
+    assert km.transport == ("tcp" if sys.platform == "win32" else "ipc")
+    with pytest.raises(RuntimeError, match="No kernel is running"):      # an interrupt still reaches the kernel
+        asyncio.run(km._async_interrupt_kernel())
+    km.shutting_down = True                                              # but not the one before a shutdown
+    assert asyncio.run(km._async_interrupt_kernel()) is None
 
 
 def test_a_plot_that_is_shown_returns_nothing_to_echo():
