@@ -1,6 +1,9 @@
 """A lesson in a real browser: JupyterLab from the venv + headless Chromium driven by Playwright.
 
     .venv/bin/python tests/browser_smoke.py [--lesson 01] [--timeout 900]      (make test-browser)
+    .venv/bin/python tests/browser_smoke.py --learner      the learner's copy (make lab's workspace) instead: Run
+        All must run the lesson and stop at exercise 1 (NotImplementedError), no solution or hidden-test line in
+        the page or the saved file, notebooks/ untouched (git status)
 
 Starts JupyterLab on 127.0.0.1 with a random token, opens a copy of the lesson (never the committed notebook:
 Lab autosaves outputs into what it opens), clicks Run -> Run All Cells at the `smoke` profile, waits for the
@@ -242,13 +245,17 @@ def interactive_figure_in_lab(page, base: str, token: str, root: Path, timeout: 
     return result
 
 
-def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -> dict:
+def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str, learner: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     root = work / "lab"
     root.mkdir(parents=True, exist_ok=True)
     copy = root / nb.name
-    shutil.copyfile(nb, copy)
+    if learner:            # the learner's copy, as `make lab` makes it: no solutions, no hidden tests
+        from course_lib.harness import workspace
+        workspace.sync(root, [nb])
+    else:
+        shutil.copyfile(nb, copy)
     token, port = secrets.token_hex(16), _free_port()
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -291,6 +298,7 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
                 prompts = page.evaluate(PROMPTS_JS)
+                page_text = page.inner_text(".jp-NotebookPanel")      # what the learner sees, every cell
                 interactive = interactive_figure_in_lab(page, base, token, root, timeout=300)
             finally:
                 browser.close()
@@ -298,7 +306,50 @@ def run_lesson_in_browser(nb: Path, work: Path, timeout: float, chromium: str) -
         stop_lab(lab, base, token)
     return {"copy": copy, "prompts": prompts, "plot_width": plot_width, "page_errors": page_errors,
             "screenshot": screenshot, "run_seconds": run_seconds, "total_seconds": time.perf_counter() - started,
-            "server_gone": lab.poll() is not None, "interactive": interactive, "blocked": blocked}
+            "server_gone": lab.poll() is not None, "interactive": interactive, "blocked": blocked,
+            "page_text": page_text}
+
+
+def learner_problems(nb, errors: list[str], unrun: list[int], result: dict) -> list[str]:
+    """A learner's copy: Run All runs the whole lesson and stops at exercise 1 (its NotImplementedError, the
+    only error); no solution or hidden test reached the page; the repository's tracked files are untouched."""
+    stub = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source)
+    # the stub's own cell only defines the function: the first test cell that calls it raises
+    stops = [int(e.split()[1]) for e in errors if " raised NotImplementedError" in e]
+    problems = [e for e in errors if " raised NotImplementedError" not in e]
+    if len(stops) != 1 or stops[0] < stub:
+        problems.append(f"Run All did not stop once, at or after the first exercise (cell {stub}), with "
+                        f"NotImplementedError: cells {stops}")
+    early = [i for i in unrun if i < (stops[0] if stops else stub)]
+    if early:
+        problems.append(f"code cells before the first exercise never ran: {early}")
+    teacher = nbformat.read(result["lesson"], as_version=4)
+    secret = [line.strip() for c in teacher.cells for line in _secret_lines(c.source)]
+    shown = result["page_text"]
+    leaked = [line for line in secret if line in shown or any(line in c.source.splitlines() for c in nb.cells)]
+    if leaked:
+        problems.append(f"{len(leaked)} solution / hidden-test line(s) in the learner's page, e.g. {leaked[0]!r}")
+    if result["git_status"][0] != result["git_status"][1]:
+        problems.append(f"git status changed: {result['git_status'][0]!r} -> {result['git_status'][1]!r}")
+    return problems
+
+
+def _secret_lines(source: str) -> list[str]:
+    out, inside = [], False
+    for line in source.splitlines():
+        if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
+            inside = False
+        elif inside and len(line.strip()) > 12:       # long enough not to match ordinary code by chance
+            out.append(line)
+    return out
+
+
+def _git_status() -> str:
+    """The lessons' tracked files as git sees them (Lab must write nothing there)."""
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "notebooks"],
+                          cwd=paths.ROOT, capture_output=True, text=True).stdout
 
 
 def check(result: dict) -> list[str]:
@@ -308,7 +359,9 @@ def check(result: dict) -> list[str]:
     problems = [f"cell {i} raised {o.get('ename')}: {o.get('evalue')}" for i, c in enumerate(nb.cells)
                 if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None]
-    if unrun:
+    if result.get("learner"):
+        problems = learner_problems(nb, problems, unrun, result)
+    elif unrun:
         problems.append(f"code cells never ran: {unrun}")
     if not any("image/png" in o.get("data", {}) for c in code for o in c.outputs):
         problems.append("no plot (image/png output) in the saved notebook")
@@ -359,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a lesson in JupyterLab in headless Chromium.")
     parser.add_argument("--lesson", default="01", help="lesson number (default 01)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed for Run All")
+    parser.add_argument("--learner", action="store_true",
+                        help="open the learner's copy (make lab's workspace): it must stop at exercise 1, unsolved")
     args = parser.parse_args(argv)
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
@@ -368,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     work = paths.build_dir() / "browser" / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    result = run_lesson_in_browser(nb, work, args.timeout, chromium)
+    before = _git_status()
+    result = run_lesson_in_browser(nb, work, args.timeout, chromium, learner=args.learner)
+    result.update(learner=args.learner, lesson=nb, git_status=(before, _git_status()))
     problems = check(result)
     print(f"{nb.name} in Chromium: Run All took {result['run_seconds']:.0f} s "
           f"({result['total_seconds']:.0f} s with server start and shutdown); "
