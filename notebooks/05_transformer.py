@@ -265,13 +265,13 @@ nodes = {
     "datt": (4.6, 2.1, "masked self-attention\n(causal + padding)", "#8172B3"), "dadd1": (6, 2.1, "+", "op"),
     "dln2": (4.6, 3.1, "LayerNorm"), "dx": (4.6, 4.1, "cross-attention\nq: decoder, k,v: encoder", "#DD8452"),
     "dadd2": (6, 4.1, "+", "op"), "dln3": (4.6, 5.1, "LayerNorm"), "dff": (4.6, 6.1, "feed-forward", "#55A868"),
-    "dadd3": (6, 6.1, "+", "op"), "dout": (6, 7.2, "next-token scores"),
+    "dadd3": (6, 6.1, "+", "op"), "dec_out": (6, 7.2, "next-token scores"),
 }
 edges = [("ein", "eadd1"), ("ein", "eln1"), ("eln1", "eatt"), ("eatt", "eadd1"), ("eadd1", "eadd2"),
          ("eadd1", "eln2"), ("eln2", "eff"), ("eff", "eadd2"), ("eadd2", "eout"),
          ("din", "dadd1"), ("din", "dln1"), ("dln1", "datt"), ("datt", "dadd1"), ("dadd1", "dadd2"), ("dadd1", "dln2"),
          ("dln2", "dx"), ("dx", "dadd2"), ("eout", "dx", "keys, values", -0.1), ("dadd2", "dadd3"), ("dadd2", "dln3"),
-         ("dln3", "dff"), ("dff", "dadd3"), ("dadd3", "dout")]
+         ("dln3", "dff"), ("dff", "dadd3"), ("dadd3", "dec_out")]
 diagrams.graph(nodes, edges, size=(10, 7.5), title="pre-norm Transformer layers: encoder (left), decoder (right)");
 
 # %% [markdown]

@@ -83,7 +83,7 @@ from IPython.display import Markdown, display
 from course_lib.core import Trainer, data, interactive, plots
 from course_lib.harness.lesson import Lesson
 from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFConfig, RewardConfig,
-                             SentimentJudge, best_of_n_kl, bradley_terry_loss, collect_preferences, dpo_loss,
+                             SentimentJudge, bradley_terry_loss, collect_preferences, dpo_loss,
                              frozen_copy, frozen_params_unchanged, gae, make_prompts, noise_ceiling, pair_accuracy,
                              ppo_policy_loss, pretrained_policy, response_logprobs, response_nll, rl_copy,
                              rloo_advantages,
