@@ -494,7 +494,8 @@ def grade(submissions: Path, lessons: str | list[str] | None = None, build: Path
         env, box, watch = dict(os.environ), None, None
         if unsafe_no_sandbox:
             kernel_build_dir(course, student, lesson).mkdir(parents=True, exist_ok=True)
-            env.update(settings, COURSE_BUILD_DIR=str(kernel_build_dir(course, student, lesson)))
+            env.update(settings, COURSE_BUILD_DIR=str(kernel_build_dir(course, student, lesson)),
+                       COURSE_RESULTS_DIR=str(kernel_build_dir(course, student, lesson) / "results"))
         else:
             box = sandbox.prepare(sandbox_dir(course, student, lesson), number, limits, settings,
                                   notebook=gradable[(student, lesson)], uids=uids)

@@ -264,10 +264,12 @@ def prepare(root: Path, number: int, limits: Limits, kernel_env: dict[str, str],
     env.setdefault("LANG", "C.UTF-8")
     env.update(kernel_env)
     from ..core import paths
+    from .claims import RESULTS_ENV
 
     data = paths.data_dir()
     env.update({"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": HOME, "USER": "student",
-                "LOGNAME": "student", "COURSE_BUILD_DIR": f"{HOME}/build", "COURSE_DATA_DIR": str(data)})
+                "LOGNAME": "student", "COURSE_BUILD_DIR": f"{HOME}/build", "COURSE_DATA_DIR": str(data),
+                RESULTS_ENV: f"{HOME}/build/results"})     # the graded run records its claims in its own build
     mirror = os.environ.get("COURSE_DATA_MIRROR", "")
     if mirror:
         local = Path(mirror).expanduser()
