@@ -213,7 +213,27 @@ def _outputs_text(notebook: Path) -> str:
                        if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")])
 
 
+def _block_held_by_a_live_grading(block: int) -> bool:
+    """Another grading (a second `make grade`, a CI run beside this one) holds this block's lock right now."""
+    import fcntl
+    import os
+
+    lock = sandbox.UID_LOCKS / f"{block}.lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)                   # closing releases the lock if we took it
+    return False
+
+
 def _sandbox_uids_running() -> list[int]:
+    """Sandbox uids with a process alive, in every block that no grading holds now: what a finished grading
+    left behind. (Blocks locked by another grading running at the same time are that grading's business.)"""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -222,7 +242,8 @@ def _sandbox_uids_running() -> list[int]:
             continue
         if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_BLOCKS * sandbox.UID_BLOCK:
             found.append(uid)
-    return found
+    held = {b for b in {(u - sandbox.UID_BASE) // sandbox.UID_BLOCK for u in found} if _block_held_by_a_live_grading(b)}
+    return [u for u in found if (u - sandbox.UID_BASE) // sandbox.UID_BLOCK not in held]
 
 
 def _namespaces_refused() -> str | None:
