@@ -150,6 +150,7 @@ def test_busy_loops_beside_us_are_seen():
 
 
 def test_progress_honours_tqdm_disable(monkeypatch):
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)     # a test that ran the runner in-process set it off
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert not progress.progress_enabled()
     assert progress.progress(range(3)).disable

@@ -13,6 +13,7 @@ Two things a kernel printed into the terminal of `make course` (and into pytest'
 from __future__ import annotations
 
 import os
+import uuid
 
 
 def papermill_options() -> dict:
@@ -24,6 +25,19 @@ def papermill_options() -> dict:
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            if self.transport != "ipc":
+                return super()._ip_default()
+            # jupyter_client's default is the *relative* path "kernel-ipc" when no connection file is named yet:
+            # every kernel started from one folder then shares kernel-ipc-1..5 there, and two runs at once talk
+            # to each other's kernels ("Invalid Signature"). A unique path in the private runtime folder instead.
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            folder = jupyter_runtime_dir()
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            return os.path.join(folder, f"course-{uuid.uuid4().hex[:12]}-ipc")
 
         async def _async_interrupt_kernel(self) -> None:
             if self.shutting_down:          # jupyter_client's shutdown interrupts first: not needed after a run
