@@ -29,7 +29,7 @@ GRADE_FLAGS ?=
 CONSTRAINTS := constraints.txt
 LATEST := .venv-latest
 
-.PHONY: setup course test test-latest test-browser book test-book lab data notebooks bench doctor compare constraints assignments grade clean help clean-grades
+.PHONY: setup course test test-latest test-browser book test-book lab data notebooks bench bench-grading doctor compare constraints assignments grade clean help clean-grades
 
 help:
 	@echo "make setup      create $(VENV) with the course installed (idempotent)"
@@ -43,6 +43,7 @@ help:
 	@echo "make data       fetch and verify every dataset (COURSE_DATA_MIRROR=folder|URL to use a mirror)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources notebooks/*.py"
 	@echo "make bench      speed/memory benchmarks -> build/bench.json"
+	@echo "make bench-grading  seconds to grade lesson 01 for 1, 6, 30 students, and a whole-class estimate"
 	@echo "make assignments  student copies of every lesson -> build/release/ (teachers; installs nbgrader)"
 	@echo "make grade SUBMISSIONS=folder   autograde <student>/<NN_name>.ipynb -> build/grades.csv, build/feedback/"
 	@echo "make test-browser  run lesson 01 in JupyterLab in headless Chromium -> build/browser/"
@@ -142,6 +143,11 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m course_lib.harness.bench
+
+# How long grading a class takes here: lesson 01 at 1, 6 and 30 honest students, then one submission of each lesson
+# (sandboxed, verified, at smoke; about 40 minutes on 2 cores) -> build/bench_grading.json
+bench-grading: $(INSTRUCTOR)
+	$(PY) -m course_lib.harness.grading_bench $(BENCH_FLAGS)
 
 # The newest releases that pyproject.toml's ranges allow, without constraints.txt, in a venv of their own: does the
 # course still pass with them? (torch stays at the Makefile's pin.) Upgrades on every run.
