@@ -631,32 +631,88 @@ claims.check("clipping_tames_exploding_gradients",
 #
 # Each exercise has a cell to complete and a test cell; the grader also runs hidden tests.
 #
-# **Exercise 1 (2 points).** Write one RNN step *without* `nn.Module`: given inputs `x` (batch, in),
-# state `h` (batch, hidden) and the four weight tensors, return the new state.
+# **Exercise 1 (2 points): predict, then measure. Does a bigger $W_{hh}$ cure the vanishing gradient?**
+# Section 5's rule of thumb says that one step back multiplies the gradient by about
+# (the size of $W_{hh}$) × (the mean $\tanh$ slope $\overline{1-h^2}$). Section 6's
+# `set_recurrent_gain(weight, gain)` makes $W_{hh}$ exactly `gain` times a random rotation, so its size is exactly
+# `gain`. So why not turn the gain up until the factor is 1, and let the learning signal travel as far as it
+# likes? Starting $W_{hh}$ as a rotation (or as the identity: lesson 02's IRNN) is a remedy people really use;
+# here you find out what the knob does, and whether anything pushes back.
+#
+# 1. *Predict first.* Before you run anything, write the per-step factor you expect at gains 0.5, 1.0 and 1.5 into
+#    `my_predictions = {0.5: ..., 1.0: ..., 1.5: ...}`. The rule needs a $\tanh$ slope: section 5 printed the mean
+#    slope of the untrained network, which is a fair guess, or you can reason about how the slope might change
+#    with the gain. Only that each value is a positive number below 5 is graded: the point is to commit to a
+#    number before the measurement can sway you.
+# 2. *Then measure.* Write `measure_factor(gain)`, which returns the measured per-step factor of section 5's
+#    untrained network with its $W_{hh}$ set to `gain` × a random rotation. Work on a copy of `fresh_cell`
+#    (a new `RNNCell` given its weights with `load_state_dict`), not on `fresh_cell` itself; set the gain with
+#    `set_recurrent_gain(cell.weight_hh, gain, torch.Generator().manual_seed(seed))`; measure
+#    $\lVert \partial L_T / \partial x_{T-d} \rVert$ with `gradient_by_distance` on section 5's windows `x`, `y`
+#    (with `fresh.embed` and `fresh.head`, as section 5 does); fit an exponential over distances 1 and up with
+#    `plots.fit_exponential`; return $e^b$.
+#
+# The cell prints your predictions next to your measurements.
 
-# %% nbgrader={"grade": false, "grade_id": "ex1_rnn_step", "locked": false, "schema_version": 3, "solution": true}
-def rnn_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    ### BEGIN SOLUTION
-    return torch.tanh(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
-    ### END SOLUTION
+# %% nbgrader={"grade": false, "grade_id": "ex1_predict_measure", "locked": false, "schema_version": 3, "solution": true}
+### BEGIN SOLUTION
+# section 5's rule, with its printed mean slope at initialisation as the guess for every gain
+my_predictions = {gain: gain * slope_init for gain in (0.5, 1.0, 1.5)}
 
+
+def measure_factor(gain):
+    cell = RNNCell(fresh.cfg.embed, fresh.cfg.hidden).to(device)
+    cell.load_state_dict(fresh_cell.state_dict())
+    set_recurrent_gain(cell.weight_hh, gain, torch.Generator().manual_seed(seed))
+    grads = gradient_by_distance(fresh.embed, cell, fresh.head, x,
+                                 lambda logits: F.cross_entropy(logits, y[:, -1])).cpu()
+    _, b = plots.fit_exponential(distances[1:], grads[1:])
+    return math.exp(b)
+### END SOLUTION
+
+
+for gain, guess in my_predictions.items():
+    measured = measure_factor(gain)
+    print(f"gain {gain}: you predicted {guess:.3f} per step, measured {measured:.3f} "
+          f"({'fades' if measured < 1 else 'grows'} with distance)")
 
 # %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_cell = RNNCell(3, 4)
-_x, _h = torch.randn(2, 3), torch.randn(2, 4)
-_out = rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh)
-assert _out.shape == (2, 4)
+assert isinstance(my_predictions, dict) and set(my_predictions) == {0.5, 1.0, 1.5}, "predict gains 0.5, 1.0 and 1.5"
+assert all(isinstance(v, (int, float)) and 0 < v < 5 for v in my_predictions.values()), \
+    "a per-step factor is a positive number; write your guess down before you measure"
+assert 0.2 < float(measure_factor(1.0)) < 1.5
 ### BEGIN HIDDEN TESTS
-torch.manual_seed(1)
-_cell = RNNCell(5, 7)
-_x, _h = torch.randn(6, 5), torch.randn(6, 7)
-assert torch.allclose(rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh),
-                      _cell(_x, _h), atol=1e-6)
-_ref = nn.RNN(5, 7, batch_first=True)
-copy_cell_into_torch(_cell, _ref)
-assert torch.allclose(rnn_step(_x, _h, _cell.weight_ih, _cell.weight_hh, _cell.bias_ih, _cell.bias_hh),
-                      _ref(_x[:, None], _h[None])[0][:, 0], atol=1e-6)
+def _reference_factor(gain):
+    """The same experiment without the lesson's helpers: torch's own nn.RNN, and a least-squares line."""
+    rnn = nn.RNN(fresh.cfg.embed, fresh.cfg.hidden, batch_first=True).to(device)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(rnn, name).copy_(getattr(fresh.rnn.net, name))
+    set_recurrent_gain(rnn.weight_hh_l0, gain, torch.Generator().manual_seed(seed))
+    wx, wy = window_batch(val_ids, distance_span, 64, torch.Generator().manual_seed(seed))
+    inputs = fresh.embed(wx.to(device)).detach().requires_grad_(True)
+    out, _ = rnn(inputs)
+    (g,) = torch.autograd.grad(F.cross_entropy(fresh.head(out[:, -1]), wy[:, -1].to(device)), inputs)
+    log_norm = g.double().norm(dim=-1).mean(0).flip(0)[1:].cpu().log()      # float64: no underflow
+    d = torch.arange(1, len(log_norm) + 1, dtype=torch.float64)
+    return math.exp((((d - d.mean()) * (log_norm - log_norm.mean())).sum() / ((d - d.mean()) ** 2).sum()).item())
+
+
+_measured = {gain: float(measure_factor(gain)) for gain in (0.5, 1.0, 1.5)}
+for _gain, _m in _measured.items():
+    assert abs(_m - _reference_factor(_gain)) < 0.03, (_gain, _m, _reference_factor(_gain))
+assert _measured[0.5] < _measured[1.0] < _measured[1.5]
+assert 0.3 < _measured[0.5] < 0.6 and 0.85 < _measured[1.5] < 1.2        # sanity range at every profile
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# **Reading your result.** Compare the two columns. If a prediction missed, the slope is the usual suspect: you
+# had to guess it, and it is not a constant. A larger gain drives the hidden states further towards ±1, where
+# $\tanh$ is flat, so the mean slope falls as the gain rises and the factor grows more slowly than the gain:
+# saturation is what pushes back. (A finer point, for the curious: the rule uses the *mean* slope, but what adds
+# up across units is the gradient's *squared* length, so the slope that counts is the root-mean-square
+# $\sqrt{\overline{(1-h^2)^2}}$, which is above the mean whenever the slopes differ from unit to unit. At high
+# gain, with some units saturated and others not, that gap grows large enough to matter.)
 
 # %% [markdown]
 # **Exercise 2 (2 points).** Sampling temperature. Given a vector of logits and a temperature $T > 0$,
@@ -684,7 +740,7 @@ assert (_hot.max() - _hot.min()) < 0.1                        # nearly uniform
 # %% [markdown]
 # **Exercise 3 (2 points).** How far does memory reach? If the gradient shrinks by a factor `factor` per
 # step (e.g. 0.9), after how many steps has it fallen below `fraction` (e.g. 0.01) of its starting size?
-# Return the smallest whole number of steps. Then try it with the factor you measured above.
+# Return the smallest whole number of steps. Then try it with the factors you measured in Exercise 1.
 
 # %% nbgrader={"grade": false, "grade_id": "ex3_reach", "locked": false, "schema_version": 3, "solution": true}
 def steps_until_fraction(factor, fraction):
