@@ -382,37 +382,97 @@ claims.check("lstm_char_lm_beats_rnn", val["LSTM"] < val["RNN"], required_at="ne
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (2 points).** Write one LSTM step from its four pre-activations. `z` has shape
-# (batch, 4·hidden) in PyTorch's gate order (input, forget, candidate, output); `c` is the previous cell
-# state. Return `(h, c)` for the new step.
+# **Exercise 1 (2 points): predict, then measure. How long does the belt hold a memory?** The forget gate's
+# bias sets where the gate rests: $f = \sigma(b)$, so bias 0 gives $f = 0.5$, bias +1 (the usual default, and
+# section 4's language models) gives $f \approx 0.73$, and bias +5 (section 2's recall task) gives
+# $f \approx 0.993$. At every step the belt multiplies the memory by $f$. A gate of 0.73 sounds like "keeps most
+# of it". Does it, over 50 steps? This matters twice: the fraction of a memory that survives is what the model
+# can still use 50 steps later, and the same multiplication carries the gradient back along the belt, so it is
+# also how much a mistake at step 50 can teach the step that wrote the memory.
+#
+# 1. *Predict first.* Before you run anything, write down the fraction of the cell state you expect to be left
+#    on the belt after 50 steps, for each bias: `predicted_survival = {0: ..., 1: ..., 5: ...}`. Work it out
+#    or guess; only that each value is a number between 0 and 1 is graded. The point is to commit to a number
+#    before the measurement can sway you.
+# 2. *Then measure.* Write `measure_survival(forget_bias, steps=50)`. Build a fresh cell the size of section
+#    2's: `torch.manual_seed(seed)`, then `LSTMCell(16, recipe.lstm_hidden, forget_bias=forget_bias)`. Run it
+#    for `steps` steps on zero input (a batch of one: `torch.zeros(1, 16)`), starting from $h = 0$ and a cell
+#    state of all ones. The update $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ has two parts: the first is the old
+#    memory, the second is new writing. To follow only the old memory, keep a tensor `kept` that starts at all
+#    ones and is multiplied at every step by the forget gate the cell computes, `cell.gates(x, state)["forget"]`,
+#    read *before* the step `state = cell(x, state)`. Return the median of `kept` over the units (`.median()`):
+#    each unit starts with a slightly different bias, and a mean would be dominated by the few that keep the most.
+#
+# The cell prints your predictions next to your measurements. (Memory can also leak along a second road, through
+# $h$ and the recurrent weights; this exercise follows only the belt, the road the LSTM was built around.)
 
-# %% nbgrader={"grade": false, "grade_id": "ex1_lstm_step", "locked": false, "schema_version": 3, "solution": true}
-def lstm_step_from_preactivations(z, c):
-    ### BEGIN SOLUTION
-    i, f, g, o = z.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return h, c
-    ### END SOLUTION
+# %% nbgrader={"grade": false, "grade_id": "ex1_predict_measure", "locked": false, "schema_version": 3, "solution": true}
+### BEGIN SOLUTION
+predicted_survival = {b: (1 / (1 + math.exp(-b))) ** 50 for b in (0, 1, 5)}     # f^50, with f = sigmoid(bias)
 
+
+def measure_survival(forget_bias, steps=50):
+    torch.manual_seed(seed)
+    cell = LSTMCell(16, recipe.lstm_hidden, forget_bias=forget_bias).to(device)
+    x = torch.zeros(1, 16, device=device)
+    h, c = cell.initial_state(1, device)
+    state, kept = (h, torch.ones_like(c)), torch.ones_like(c)
+    with torch.no_grad():
+        for _ in range(steps):
+            kept = kept * cell.gates(x, state)["forget"]
+            state = cell(x, state)
+    return kept.median().item()
+### END SOLUTION
+
+
+for bias, guess in predicted_survival.items():
+    print(f"forget bias {bias:+g} (f = {1 / (1 + math.exp(-bias)):.3f}): you predicted {guess:.2g} of the memory "
+          f"survives 50 steps; measured {measure_survival(bias):.2g} (the median unit)")
 
 # %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_h, _c = lstm_step_from_preactivations(torch.zeros(1, 8), torch.ones(1, 2))
-assert _h.shape == (1, 2) and _c.shape == (1, 2)
+assert isinstance(predicted_survival, dict) and set(predicted_survival) == {0, 1, 5}, "predict biases 0, 1 and 5"
+assert all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in predicted_survival.values()), \
+    "a surviving fraction is a number between 0 and 1; write your guess down before you measure"
+assert 0.5 < measure_survival(5) < 0.9
 ### BEGIN HIDDEN TESTS
-torch.manual_seed(2)
-_cell = LSTMCell(3, 5)
-_x, _h0, _c0 = torch.randn(4, 3), torch.randn(4, 5), torch.randn(4, 5)
-_z = _x @ _cell.weight_ih.T + _cell.bias_ih + _h0 @ _cell.weight_hh.T + _cell.bias_hh
-_mine = lstm_step_from_preactivations(_z, _c0)
-_ref = _cell(_x, (_h0, _c0))
-assert torch.allclose(_mine[0], _ref[0], atol=1e-6) and torch.allclose(_mine[1], _ref[1], atol=1e-6)
+def _reference_middle(forget_bias, steps=50):
+    """The two middle units' surviving fractions, from the weights by hand in float64 (not cell.gates or cell())."""
+    torch.manual_seed(seed)
+    cell = LSTMCell(16, recipe.lstm_hidden, forget_bias=forget_bias)
+    w_hh, bias = cell.weight_hh.detach().double(), (cell.bias_ih + cell.bias_hh).detach().double()
+    n = recipe.lstm_hidden
+    h = torch.zeros(n, dtype=torch.float64)
+    c, kept = torch.ones_like(h), torch.ones_like(h)
+    for _ in range(steps):
+        z = w_hh @ h + bias                                     # the input is zero: W_ih x drops out
+        i, f, o = torch.sigmoid(z[:n]), torch.sigmoid(z[n:2 * n]), torch.sigmoid(z[3 * n:])
+        g = torch.tanh(z[2 * n:3 * n])
+        kept, c = kept * f, f * c + i * g
+        h = o * torch.tanh(c)
+    ordered = kept.sort().values
+    return ordered[(n - 1) // 2].item(), ordered[n // 2].item()
+
+
+for _bias in (0, 1, 5):
+    _low, _high = _reference_middle(_bias)
+    _m = float(measure_survival(_bias))
+    assert 0.95 * _low <= _m <= 1.05 * _high, (_bias, _m, _low, _high)   # numpy's or torch's median both pass
+assert measure_survival(0) < 1e-10 and 1e-10 < measure_survival(1) < 1e-4      # sanity range at every profile
+assert abs(float(measure_survival(5, steps=1)) - 1 / (1 + math.exp(-5))) < 0.01
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 2 (2 points).** The belt's arithmetic. With the input gate shut and the forget gate fixed at
-# `f`, what fraction of the cell state survives `n` steps? Then: which forget-gate value keeps at least
-# half of the memory for `n` steps? (Return the smallest such `f`.)
+# **Reading your result.** At bias +5 the measurement should land close to $f^{50}$. At biases 0 and +1 both
+# numbers are tiny, and they may still differ by a factor of several: each unit's gate rests at $\sigma$ of the bias
+# plus that unit's own small random starting bias, and raised to the 50th power, a small difference in $f$ becomes
+# a large one. What matters is the size. A forget gate of 0.73 leaves less than a millionth of a memory after 50
+# steps; only a gate within about a percent of 1 keeps most of it. That is why section 2 starts its forget gates at
+# +5 for delays of up to a hundred steps.
+
+# %% [markdown]
+# **Exercise 2 (2 points).** The belt's arithmetic, both ways. With the input gate shut and the forget gate fixed
+# at `f`, what fraction of the cell state survives `n` steps? (Exercise 1's prediction, as a function.) Then:
+# which forget-gate value keeps at least half of the memory for `n` steps? (Return the smallest such `f`.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex2_belt", "locked": false, "schema_version": 3, "solution": true}
 def surviving_fraction(f, n):
