@@ -1009,3 +1009,73 @@ for _d, _h, _ff in [(16, 4, 32), (64, 8, 256), (30, 3, 7)]:
     assert encoder_layer_parameters(_d, _h, _ff) == count_parameters(EncoderLayer(_d, _h, _ff))
     assert encoder_layer_parameters(_d, _h, _ff) == count_parameters(nn.TransformerEncoderLayer(_d, _h, _ff))
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 4 (2 points, predict, then measure): what the $\sqrt{d_k}$ is for.** Section 1 divided every score by
+# $\sqrt{d_k}$ and showed it for one query at $d_k = 256$. Now test it properly, at the width of one head of the
+# original Transformer (a model width of 512 split over 8 heads: $d_k = 64$). Take 1,000 random queries and 16 random
+# keys, every number drawn from a standard normal distribution (mean 0, spread 1), and ask how much of its weight each
+# query's softmax gives to its favourite key.
+#
+# *First predict*, before running anything: write two numbers between 1/16 and 1 in `predicted_unscaled` (the
+# average largest weight when the raw scores $q \cdot k$ go into the softmax) and `predicted_scaled` (the same with
+# $q \cdot k / \sqrt{d_k}$). To guess: 1/16 ≈ 0.06 would be a perfectly even spread and 1 a hard pick of one key; a
+# raw score here is a sum of 64 products, so the scores spread by about $\sqrt{64} = 8$ around zero; and the softmax
+# gives a score that is larger by 8 about $e^8 \approx 3000$ times the weight.
+#
+# *Then measure*: write `mean_largest_weight(q, k, scaled)` for queries `q` (n, $d_k$) and keys `k` (m, $d_k$): each
+# query's scores against the m keys (divided by $\sqrt{d_k}$ when `scaled` is True), a softmax over the keys, and the
+# mean over the n queries of the largest weight, as a float. Store its two results for the draw below in
+# `measured_unscaled` and `measured_scaled`; the cell then prints your guesses next to the measurements, and the same
+# measurement for other widths.
+#
+# *Why it matters*: a largest weight near 1 means the attention has become a hard lookup. The softmax is then
+# saturated: nudging the scores barely moves the weights, so the gradient that should teach $W_Q$ and $W_K$ which keys
+# matter is close to zero, and the wider the head, the worse it gets.
+
+# %% nbgrader={"grade": false, "grade_id": "ex4_scaling", "locked": false, "schema_version": 3, "solution": true}
+def mean_largest_weight(q, k, scaled):
+    ### BEGIN SOLUTION
+    scores = q @ k.T
+    if scaled:
+        scores = scores / math.sqrt(q.shape[-1])
+    return scores.softmax(dim=-1).max(dim=-1).values.mean().item()
+    ### END SOLUTION
+
+
+g4 = torch.Generator().manual_seed(0)
+q4, k4 = torch.randn(1000, 64, generator=g4), torch.randn(16, 64, generator=g4)
+### BEGIN SOLUTION
+predicted_unscaled, predicted_scaled = 0.9, 0.3       # my guesses, written down before running the next two lines
+measured_unscaled = mean_largest_weight(q4, k4, scaled=False)
+measured_scaled = mean_largest_weight(q4, k4, scaled=True)
+### END SOLUTION
+print(f"d_k = 64, 16 keys   {'predicted':>9s} {'measured':>9s}   (1/16 = {1 / 16:.3f} is an even spread)")
+print(f"  raw scores        {predicted_unscaled:9.3f} {measured_unscaled:9.3f}")
+print(f"  divided by √d_k   {predicted_scaled:9.3f} {measured_scaled:9.3f}")
+for d_k in (4, 16, 64, 256):
+    q_d, k_d = torch.randn(1000, d_k, generator=g4), torch.randn(16, d_k, generator=g4)
+    print(f"d_k = {d_k:3d}: largest weight {mean_largest_weight(q_d, k_d, False):.3f} raw, "
+          f"{mean_largest_weight(q_d, k_d, True):.3f} scaled")
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex4_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(predicted_unscaled, (int, float)) and isinstance(predicted_scaled, (int, float)), \
+    "write your two guesses down as numbers first"
+assert 1 / 16 < measured_scaled < measured_unscaled <= 1
+### BEGIN HIDDEN TESTS
+_g = torch.Generator().manual_seed(5)
+for _d, _n, _m in [(64, 50, 16), (9, 7, 3), (256, 20, 10)]:       # the function, against the definition
+    _q, _k = torch.randn(_n, _d, generator=_g), torch.randn(_m, _d, generator=_g)
+    for _scaled in (False, True):
+        _w = (_q @ _k.T / (math.sqrt(_d) if _scaled else 1.0)).softmax(-1)
+        assert abs(float(mean_largest_weight(_q, _k, _scaled)) - _w.max(-1).values.mean().item()) < 1e-5
+# the measurement, against an independent one on fresh draws (20 sets of 16 keys): any honest draw lands close
+_ref = {False: [], True: []}
+for _ in range(20):
+    _q, _k = torch.randn(500, 64, generator=_g), torch.randn(16, 64, generator=_g)
+    for _scaled in (False, True):
+        _ref[_scaled].append((_q @ _k.T / (8.0 if _scaled else 1.0)).softmax(-1).max(-1).values.mean().item())
+assert abs(measured_unscaled - sum(_ref[False]) / 20) < 0.04 and abs(measured_scaled - sum(_ref[True]) / 20) < 0.04
+assert 0.7 < measured_unscaled < 0.95 and 0.15 < measured_scaled < 0.35      # sanity range at d_k = 64, 16 keys
+### END HIDDEN TESTS
