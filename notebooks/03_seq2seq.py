@@ -527,22 +527,81 @@ for _hl, _rl in [(1, 2), (3, 3), (9, 4), (7, 20), (100, 101)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 3: teacher forcing's two rows.** Write `teacher_forcing_rows(target, bos_id, eos_id)` that
-# turns a target sentence (a list of ids) into the decoder's input row and the row it must predict,
-# e.g. `[7, 8]` → `([bos, 7, 8], [7, 8, eos])`.
+# **Exercise 3: how much gets through the card? (predict, then measure)** The decoder writes each word from two
+# things: the words before it (the true ones, with teacher forcing) and the card, the fixed vector c. The words
+# before it are enough to write fluent English; only the card says *what* to write. So give every sentence the
+# **wrong card**, another sentence's c, and see how much worse the model predicts the right next words. Nothing is
+# retrained.
+#
+# *First predict*: write in `predicted_wrong_card_loss` the validation loss (cross-entropy per target word, the
+# `val loss` printed after training) you expect with the wrong cards. Two numbers to guess between: the loss with the
+# right cards, and ln(vocabulary size) (`math.log(len(data.tgt_vocab))`), the loss of a model that spreads its guess
+# evenly over every English word it knows.
+#
+# *Then measure*: write `card_loss(model, batches, swap)`, the cross-entropy per real target word over `batches`
+# (teacher forced, padding ignored, like `mean_loss`), where `swap=True` hands row i of every batch the card of row
+# i − 1 (the first row gets the last row's). The card is in two fields of the encoder's `memory`: `summary`, fed to
+# every decoder step, and `state`, the decoder's first state; both have the batch first, so
+# `torch.roll(x, 1, dims=0)` moves them down one row, and `memory._replace(summary=..., state=...)` gives a copy with
+# them changed. Then `logits, _ = model.decoder(batch["tgt_in"], memory, batch["src_mask"])` gives the next-word
+# scores (batch, T, vocabulary) to compare with `batch["tgt_out"]`. Store `right_card_loss` and `wrong_card_loss`
+# for lesson 03's `model` on `val_batches`.
+#
+# *Why it matters*: the gap between the two losses is what the model gets from the source sentence at all, all of
+# it through one vector. A small gap would mean the decoder mostly writes likely English and hardly reads the card.
 
 # %% nbgrader={"grade": false, "grade_id": "ex3_solution", "locked": false, "schema_version": 3, "solution": true}
-def teacher_forcing_rows(target: list[int], bos_id: int, eos_id: int) -> tuple[list[int], list[int]]:
+import torch.nn.functional as F
+
+
+def card_loss(model, batches, swap: bool) -> float:
     ### BEGIN SOLUTION
-    return [bos_id] + target, target + [eos_id]
+    total = words = 0.0
+    model.eval()
+    with torch.no_grad():
+        for b in batches:
+            b = {k: t.to(device) for k, t in b.items()}
+            memory = model.encode(b["src"], b["src_mask"])
+            if swap:
+                memory = memory._replace(summary=torch.roll(memory.summary, 1, dims=0),
+                                         state=torch.roll(memory.state, 1, dims=0))
+            logits, _ = model.decoder(b["tgt_in"], memory, b["src_mask"])
+            real = (b["tgt_out"] != model.cfg.pad_id).sum().item()
+            total += F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(),
+                                     ignore_index=model.cfg.pad_id).item() * real
+            words += real
+    return total / words
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-assert teacher_forcing_rows([7, 8], 2, 3) == ([2, 7, 8], [7, 8, 3])
-### BEGIN HIDDEN TESTS
-from course_lib.translation.pipeline import collate as _collate
 
-for _t in ([], [5], [9, 10, 11, 12]):
-    _rows = _collate([[4]], [_t], 0, 2, 3)
-    assert teacher_forcing_rows(_t, 2, 3) == (_rows["tgt_in"][0].tolist(), _rows["tgt_out"][0].tolist())
+### BEGIN SOLUTION
+predicted_wrong_card_loss = 5.0        # my guess, written down before running the next two lines
+right_card_loss = card_loss(model, val_batches, swap=False)
+wrong_card_loss = card_loss(model, val_batches, swap=True)
+### END SOLUTION
+print(f"right cards {right_card_loss:.3f} | wrong cards: predicted {predicted_wrong_card_loss:.3f}, measured "
+      f"{wrong_card_loss:.3f} | even guess over {len(data.tgt_vocab):,} words: ln V = {math.log(len(data.tgt_vocab)):.3f}")
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(predicted_wrong_card_loss, (int, float)), "write your prediction down as a number first"
+assert abs(right_card_loss - mean_loss(model, val_batches, device)) < 1e-3
+### BEGIN HIDDEN TESTS
+_few = val_batches[:2]
+assert abs(card_loss(model, _few, swap=False) - mean_loss(model, _few, device)) < 1e-4
+# the swap, computed independently: each row's card taken from the row above (the first from the last)
+_total = _words = 0.0
+with torch.no_grad():
+    for _b in val_batches:
+        _b = {k: t.to(device) for k, t in _b.items()}
+        _mem = model.encode(_b["src"], _b["src_mask"])
+        _order = [len(_b["src"]) - 1] + list(range(len(_b["src"]) - 1))
+        _mem = _mem._replace(summary=_mem.summary[_order], state=_mem.state[_order])
+        _logits, _ = model.decoder(_b["tgt_in"], _mem, _b["src_mask"])
+        _lp = _logits.log_softmax(-1).gather(-1, _b["tgt_out"][..., None])[..., 0]
+        _real = _b["tgt_out"] != model.cfg.pad_id
+        _total -= _lp[_real].sum().item()
+        _words += _real.sum().item()
+assert abs(wrong_card_loss - _total / _words) < 2e-4      # swapping only one of the two fields misses by more
+# sanity: a wrong card does not help, and the loss stays a sane number, not far above an even guess
+assert right_card_loss - 0.05 < wrong_card_loss < math.log(len(data.tgt_vocab)) + 3
 ### END HIDDEN TESTS
