@@ -384,69 +384,162 @@ lesson.finish()
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1: the masked softmax.** Write `masked_softmax(scores, mask)`: a softmax over the last
-# dimension of `scores` (B, S) in which positions where `mask` is False get weight exactly 0 and the rest
-# sum to 1.
+# **Exercise 1: looking back, or choosing where to look? (predict, then measure)** The attention model beat lesson
+# 03's, but two things changed at once: the decoder can reach the state of every source word, and it learned *which*
+# of them to weigh for each word it writes. To tell the two apart, keep the trained model and take away only the
+# choosing: at every step, give every real source word the same weight, 1/S for a sentence of S tokens (its `<eos>`
+# included, padding excluded), so the context is the plain average of the encoder's states. Nothing is retrained.
+#
+# *First predict*: write in `predicted_uniform_loss` the validation loss (cross-entropy per target word, lower is
+# better) you expect from the attention model with uniform weights. You know two numbers to place it against, printed
+# after training: the attention model's own val loss and lesson 03's. Will the average of all the states do about
+# as well as the learned weights, land between the two models, or do worse than the fixed vector?
+#
+# *Then measure*:
+# 1. write `uniform_context(query, memory, src_mask)`, which returns `(context, weights)` like the model's own
+#    `decoder.context`: `weights` (B, S) is 1/S on the real words of each sentence and 0 on padding, and `context`
+#    (B, H) is the weighted average of `memory.outputs` (B, S, H). `query` (the decoder's state) goes unused: that is
+#    the point.
+# 2. swap it in with `attn_model.decoder.context = uniform_context` (a function stored on the object hides the
+#    class's method), store `uniform_loss = mean_loss(attn_model, val_batches[:2], device)`, and **put the learned
+#    attention back** with `del attn_model.decoder.context`. Store the same loss for the untouched model in
+#    `trained_loss`, and for lesson 03's model `base` in `fixed_loss`.
+#
+# *Why it matters*: if the plain average did nearly as well, the gain of this lesson would come from access alone;
+# the further it falls behind, the more the model relies on *where* it looks. (One caution in reading it: this model
+# never saw uniform weights in training, while a model trained with them from the start would adapt, so the swap
+# measures how much *this* model leans on its choices, not the least any model could do without choosing.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex1_solution", "locked": false, "schema_version": 3, "solution": true}
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def uniform_context(query: torch.Tensor, memory, src_mask: torch.Tensor):
     ### BEGIN SOLUTION
-    return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    weights = src_mask.float() / src_mask.sum(dim=-1, keepdim=True)
+    return torch.bmm(weights[:, None, :], memory.outputs).squeeze(1), weights
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-_w = masked_softmax(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[True, True, False]]))
-assert _w[0, 2] == 0 and abs(_w.sum().item() - 1) < 1e-6
+
+### BEGIN SOLUTION
+predicted_uniform_loss = 4.0           # my guess, written down before running the lines below
+probe_batches = val_batches[:2]
+trained_loss = mean_loss(attn_model, probe_batches, device)
+fixed_loss = mean_loss(base, probe_batches, device)
+attn_model.decoder.context = uniform_context
+uniform_loss = mean_loss(attn_model, probe_batches, device)
+del attn_model.decoder.context         # the learned attention again
+### END SOLUTION
+print(f"val loss on {sum(len(b['src']) for b in val_batches[:2])} sentences: 04 attention {trained_loss:.3f} | "
+      f"03 fixed vector {fixed_loss:.3f} | 04 with uniform weights: predicted {predicted_uniform_loss:.3f}, "
+      f"measured {uniform_loss:.3f}")
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(predicted_uniform_loss, (int, float)), "write your prediction down as a number first"
+_ctx, _w = uniform_context(None, attn_model.encode(*[t.to(device) for t in (batch["src"], batch["src_mask"])]),
+                           batch["src_mask"].to(device))
+assert _w.shape == batch["src_mask"].shape and torch.allclose(_w.sum(-1), torch.ones(len(_w), device=_w.device))
+assert "context" not in vars(attn_model.decoder), "put the learned attention back: del attn_model.decoder.context"
 ### BEGIN HIDDEN TESTS
-_g = torch.Generator().manual_seed(0)
-for _n in range(1, 6):
-    _s = torch.randn(3, 6, generator=_g) * 5
-    _m = torch.arange(6)[None].expand(3, 6) < _n
-    _out = masked_softmax(_s, _m)
-    torch.testing.assert_close(_out[:, :_n], torch.softmax(_s[:, :_n], dim=-1))
-    assert (_out[:, _n:] == 0).all()
+from course_lib.translation.seq2seq import Memory as _Memory
+
+_g = torch.Generator().manual_seed(3)
+_out = torch.randn(3, 5, 4, generator=_g)
+_mask = torch.tensor([[True] * 5, [True, True, False, False, False], [True, True, True, True, False]])
+_c, _wt = uniform_context(torch.randn(3, 6, generator=_g), _Memory(_out, _out[:, 0], None), _mask)
+for _i, _n in enumerate((5, 2, 4)):
+    torch.testing.assert_close(_wt[_i], torch.tensor([1 / _n] * _n + [0.0] * (5 - _n)))
+    torch.testing.assert_close(_c[_i], _out[_i, :_n].mean(0))
+_few = val_batches[:2]
+assert abs(trained_loss - mean_loss(attn_model, _few, device)) < 1e-4     # measured on the model, and restored
+assert abs(fixed_loss - mean_loss(base, _few, device)) < 1e-4
+# the uniform model, computed independently on a copy
+import copy as _copy
+
+_m = _copy.deepcopy(attn_model)
+
+
+def _mean_ctx(query, memory, src_mask):
+    _wm = src_mask.float() / src_mask.float().sum(-1, keepdim=True)
+    return (memory.outputs * _wm[..., None]).sum(1), _wm
+
+
+_m.decoder.context = _mean_ctx
+assert abs(uniform_loss - mean_loss(_m, _few, device)) < 1e-3
+assert trained_loss - 0.05 < uniform_loss < 30                                 # sanity range
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 2: the additive score.** Given an `AdditiveAttention` module `att`, a query (B, q) and keys
-# (B, S, k), return the raw scores `e` (B, S) = `vᵀ tanh(W query + U key_j + b)` using the module's
-# `query_proj` (W), `key_proj` (U and b) and `v`, without calling `att(...)` itself.
+# **Exercise 2: does the highlighter point at what matters? (predict, then measure)** The failure map above read
+# *coverage*, the total attention a source word receives over the whole output, as a hint of what the model used, and
+# warned that attention is not proof. Test the hint. For each of 40 test sentences of 6 to 12 words, find the word with
+# the **most** coverage and the word with the **least**, delete each in turn from the French, translate again, and
+# score how much of the original translation survives: BLEU of the new translations against the old ones (100: nothing
+# changed). If coverage tracks what the model uses, deleting the most-covered word should change the output far more.
+# Forty sentences is a small sample: a gap of a few BLEU points between the two deletions may be noise, a gap of
+# tens is not.
+#
+# *First predict*: write in `predicted_kept_most` and `predicted_kept_least` the BLEU (0 to 100) you expect after
+# deleting the most-covered and the least-covered word.
+#
+# *Then measure*: write `most_and_least_covered(sentence)`, which takes a tokenised French sentence (a list of
+# words, as in `data.test`), and returns the positions in that list of the word with the most and the least coverage
+# when `attn_model` translates it. `align(sentence)` (above) gives the weights (output words × source words); its
+# last column is the `<eos>` the model appends, which is not a word of the sentence, so leave it out. Then store
+# `kept_most` and `kept_least` for `probe_sentences` (below), using `data.translate(attn_model, sentences, device)`
+# and `corpus_bleu(new_translations, original_translations)`.
+#
+# *Why it matters*: attention maps are the most common way to "explain" a model's output. This is the cheapest check
+# of such an explanation: remove what it points at and see whether the output cares.
 
 # %% nbgrader={"grade": false, "grade_id": "ex2_solution", "locked": false, "schema_version": 3, "solution": true}
-def additive_scores(att: AdditiveAttention, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+from course_lib.core import corpus_bleu
+
+
+def most_and_least_covered(sentence: list[str]) -> tuple[int, int]:
     ### BEGIN SOLUTION
-    return att.v(torch.tanh(att.key_proj(keys) + att.query_proj(query)[:, None, :])).squeeze(-1)
+    _, _, w = align(sentence)
+    coverage = w.sum(dim=0)[:len(sentence)]      # one total per French word; the <eos> column left out
+    return int(coverage.argmax()), int(coverage.argmin())
     ### END SOLUTION
+
+
+def without(sentence: list[str], j: int) -> list[str]:
+    return sentence[:j] + sentence[j + 1:]
+
+
+probe_sentences = [s for s, _ in data.test if 6 <= len(s) <= 12][:40]
+### BEGIN SOLUTION
+predicted_kept_most, predicted_kept_least = 30.0, 70.0      # my guesses, written down before measuring
+original = data.translate(attn_model, probe_sentences, device)
+picks = [most_and_least_covered(s) for s in probe_sentences]
+kept_most = corpus_bleu(data.translate(attn_model, [without(s, m) for s, (m, _) in zip(probe_sentences, picks)],
+                                       device), original)
+kept_least = corpus_bleu(data.translate(attn_model, [without(s, n) for s, (_, n) in zip(probe_sentences, picks)],
+                                        device), original)
+### END SOLUTION
+print(f"BLEU against the original translations, after deleting the most-covered word: predicted "
+      f"{predicted_kept_most:.1f}, measured {kept_most:.1f}; the least-covered word: predicted "
+      f"{predicted_kept_least:.1f}, measured {kept_least:.1f}")
+for s in probe_sentences[:5]:
+    m, n = most_and_least_covered(s)
+    print(f"  {' '.join(s):50s} most: {s[m]!r:12s} least: {s[n]!r}")
 
 # %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_att = AdditiveAttention(3, 2, 4)
-assert additive_scores(_att, torch.randn(5, 3), torch.randn(5, 7, 2)).shape == (5, 7)
+assert isinstance(predicted_kept_most, (int, float)) and isinstance(predicted_kept_least, (int, float)), \
+    "write your two predictions down as numbers first"
+assert all(0 <= j < len(s) for s in probe_sentences[:3] for j in most_and_least_covered(s))
 ### BEGIN HIDDEN TESTS
-torch.manual_seed(1)
-_att = AdditiveAttention(6, 4, 5)
-_q, _k = torch.randn(3, 6), torch.randn(3, 8, 4)
-with torch.no_grad():
-    _ref = _att(_q, _k, torch.ones(3, 8, dtype=torch.bool))[1]
-    torch.testing.assert_close(torch.softmax(additive_scores(_att, _q, _k), -1), _ref)
-### END HIDDEN TESTS
-
-# %% [markdown]
-# **Exercise 3: reading an alignment.** Given attention weights (T, S) for one sentence and the words on
-# both axes, return the *hard alignment*: for each output word, the source word with the largest weight,
-# as a list of `(output_word, source_word)` pairs.
-
-# %% nbgrader={"grade": false, "grade_id": "ex3_solution", "locked": false, "schema_version": 3, "solution": true}
-def hard_alignment(weights: torch.Tensor, src_words: list[str], out_words: list[str]) -> list[tuple[str, str]]:
-    ### BEGIN SOLUTION
-    return [(out_words[t], src_words[j]) for t, j in enumerate(weights.argmax(dim=-1).tolist())]
-    ### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-_w = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
-assert hard_alignment(_w, ["chat", "noir"], ["black", "cat"]) == [("black", "noir"), ("cat", "chat")]
-### BEGIN HIDDEN TESTS
-_g = torch.Generator().manual_seed(2)
-_w = torch.softmax(torch.randn(4, 6, generator=_g), -1)
-_src, _out = [f"s{j}" for j in range(6)], [f"o{t}" for t in range(4)]
-assert hard_alignment(_w, _src, _out) == [(f"o{t}", f"s{int(_w[t].argmax())}") for t in range(4)]
+_picks = []
+for _s in probe_sentences:
+    _ids = data.collate([(_s, data.translate(attn_model, [_s], device)[0])])
+    with torch.no_grad():
+        attn_model.eval()
+        _w = attn_model(*[_ids[k].to(device) for k in ("src", "src_mask", "tgt_in")])[1][0]
+    _cov = _w.sum(0)[:len(_s)]
+    _picks.append((int(_cov.argmax()), int(_cov.argmin())))
+    assert most_and_least_covered(_s) == _picks[-1]
+_orig = data.translate(attn_model, probe_sentences, device)
+for _k, _kept in ((0, kept_most), (1, kept_least)):
+    _new = data.translate(attn_model, [_s[:_p[_k]] + _s[_p[_k] + 1:] for _s, _p in zip(probe_sentences, _picks)],
+                          device)
+    assert abs(_kept - corpus_bleu(_new, _orig)) < 1e-6
+    assert 0 <= _kept <= 100 + 1e-6                                               # sanity range
 ### END HIDDEN TESTS
