@@ -296,8 +296,7 @@ plt.show()
 k_vote = max(k for k in ks if k <= 32)
 print(f"pass@1 {pass_before[1]:.3f} | majority vote @{k_vote} {vote_before[k_vote]:.3f} | greedy {greedy_before:.3f} | "
       f"pass@{ks[-1]} {pass_before[ks[-1]]:.3f}")
-# reported until runner seed 2 is measured: held on seeds 0 and 1 (docs/EVIDENCE.md), the course requires 3
-claims.check("majority_vote_beats_one_sample", vote_before[k_vote] >= pass_before[1] + 0.1, required_at="never",
+claims.check("majority_vote_beats_one_sample", vote_before[k_vote] >= pass_before[1] + 0.1, required_at="lesson",
              k=k_vote, pass_at_1=pass_before[1], majority_vote=vote_before[k_vote], greedy=greedy_before,
              problems=len(problems), samples=rr.eval_samples);
 
@@ -434,8 +433,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 gain_1, gain_k = pass_after[1] - pass_before[1], pass_after[ks[-1]] - pass_before[ks[-1]]
-# reported until runner seed 2 is measured: held on seeds 0 and 1 (docs/EVIDENCE.md), the course requires 3
-claims.check("rl_raises_pass_at_1", gain_1 >= 0.15, required_at="never", pass_at_1_before=pass_before[1],
+claims.check("rl_raises_pass_at_1", gain_1 >= 0.15, required_at="lesson", pass_at_1_before=pass_before[1],
              pass_at_1_after=pass_after[1], greedy_before=greedy_before, greedy_after=greedy_after,
              iterations=rr.iterations, problems=len(problems), samples=rr.eval_samples)
 claims.check("rl_sharpens_more_than_it_widens", gain_1 > 0.1 and gain_k < gain_1 / 2, required_at="never",
@@ -499,9 +497,10 @@ for (a, b), text in zip(problems[:6].tolist(), hacked):
 
 # %%
 h0, h1 = hack_runs[0.0].log.evals, hack_runs[rr.leash_beta].log.evals
-# reported until runner seed 2 is measured: held on seeds 0 and 1 (docs/EVIDENCE.md), the course requires 3
-claims.check("format_reward_is_hacked", h0[-1]["right_length"] >= 0.9 and h0[-1]["right_length"] > h0[0]["right_length"]
-             and h0[-1]["pass1"] <= h0[0]["pass1"] / 2, required_at="never",
+# Hacked: what RL is paid for stays at its ceiling (>= 0.9, and no lower than at the start beyond the sampling noise of
+# a few hundred samples) while what we wanted falls to half or less. It fails if the reward drops, or accuracy holds.
+claims.check("format_reward_is_hacked", h0[-1]["right_length"] >= max(0.9, h0[0]["right_length"] - 0.02)
+             and h0[-1]["pass1"] <= h0[0]["pass1"] / 2, required_at="lesson",
              format_reward_start=h0[0]["right_length"], format_reward_end=h0[-1]["right_length"],
              exact_start=h0[0]["pass1"], exact_end=h0[-1]["pass1"], iterations=rr.iterations)
 claims.check("kl_leash_limits_the_hack", h1[-1]["pass1"] > h0[-1]["pass1"] + 0.05, required_at="never",

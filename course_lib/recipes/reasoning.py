@@ -77,7 +77,7 @@ class RLVRRecipe(Presets):
 @dataclass
 class GlimpseRecipe(Presets):
     """The real model on CPU: SmolLM2-135M-Instruct asked two-digit sums directly and step by step (greedy)."""
-    problems: int = 24
+    problems: int = 12
     direct_tokens: int = 16             # room for "54 + 19 = 73" when the model restates the sum
     step_tokens: int = 96
 
