@@ -225,6 +225,8 @@ def results_from_readme(readme: Path, profile: str = "lesson") -> list[dict]:
         if len(cells) != 5 or not re.match(r"^\d\d_", cells[0]):
             continue
         lesson, claim, numbers, result, required_at = cells
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", claim):   # "(dropped) name": a note for readers, not a claim
+            continue
         lessons.setdefault(lesson, {"notebook": lesson, "profile": profile, "device": "cpu", "torch": torch,
                                     "claims": []})
         lessons[lesson]["claims"].append({
