@@ -36,3 +36,17 @@ def two_core_load(monkeypatch):
     monkeypatch.setattr(runtime, "cores_busy_elsewhere", lambda window=0.2: load["busy"])
     yield load
     torch.set_num_threads(before)
+
+
+def _sigint_by_default():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_as_at_a_terminal():
+    """A `preexec_fn` for a child a test sends Ctrl-C to: SIGINT handled as by default. A test suite started in the
+    background by a shell (`cmd &`) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt: the
+    Ctrl-C under test would do nothing and the test would hang for reasons of its own launch."""
+    return _sigint_by_default

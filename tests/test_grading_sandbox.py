@@ -36,15 +36,6 @@ from course_lib.harness import classroom, sandbox
 from course_lib.harness.sandbox import Limits
 
 
-def _ctrl_c_as_at_a_terminal():
-    """In the child: SIGINT handled as by default. A test suite started in the background by a shell (`cmd &`)
-    inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt: the Ctrl-C under test would do
-    nothing and the test would hang for reasons of its own launch."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 LESSON = "01_tiny"
 TAG = uuid.uuid4().hex[:12]
 HIDDEN_MARKER = f"hidden-test-{TAG}"      # only in the hidden tests
@@ -656,7 +647,7 @@ def test_secure_feedback_strips_scripts_handlers_and_script_links():
     assert secure(page) != secure(page)           # a fresh nonce per page
 
 
-def test_an_interrupted_grading_leaves_no_nbgrader_and_no_kernel_behind(graded, tmp_path):
+def test_an_interrupted_grading_leaves_no_nbgrader_and_no_kernel_behind(graded, tmp_path, ctrl_c_as_at_a_terminal):
     """`make grade` stopped by Ctrl-C (SIGINT to its process) while a submission runs: the nbgrader processes
     run in sessions of their own, so only the grader's own cleanup can end them."""
     import signal
@@ -674,7 +665,7 @@ def test_an_interrupted_grading_leaves_no_nbgrader_and_no_kernel_behind(graded, 
               f"classroom.main(['grade', {str(submissions)!r}, '--lessons', '01', '--timeout', '900'])\n")
     env = {**os.environ, "COURSE_BUILD_DIR": str(tmp_path / "build")}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, preexec_fn=_ctrl_c_as_at_a_terminal)
+                            text=True, preexec_fn=ctrl_c_as_at_a_terminal)
 
     def nbgraders():
         found = []

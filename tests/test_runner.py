@@ -10,15 +10,6 @@ from course_lib.core import paths
 from course_lib.harness import runner
 
 
-def _ctrl_c_as_at_a_terminal():
-    """In the child: SIGINT handled as by default. A test suite started in the background by a shell (`cmd &`)
-    inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt: the Ctrl-C under test would do
-    nothing and the test would hang for reasons of its own launch."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def lesson(name: str, body: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("COURSE_PROFILE", "lesson")')
@@ -155,7 +146,7 @@ def test_ctrl_c_keeps_the_previous_results_and_says_how_to_continue(two_passing,
     assert calls == []            # 01 finished after the code and 02's previous results are current: both skipped
 
 
-def test_ctrl_c_in_a_real_run_prints_one_line_and_no_traceback(tmp_path, tmp_build):
+def test_ctrl_c_in_a_real_run_prints_one_line_and_no_traceback(tmp_path, tmp_build, ctrl_c_as_at_a_terminal):
     """A real SIGINT to the runner's process group (what Ctrl-C sends) while a kernel runs a cell."""
     import os
     import signal
@@ -172,7 +163,7 @@ def test_ctrl_c_in_a_real_run_prints_one_line_and_no_traceback(tmp_path, tmp_bui
             "from course_lib.harness import runner; raise SystemExit(runner.main(['--profile', 'smoke', '--no-html']))")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            preexec_fn=_ctrl_c_as_at_a_terminal)
+                            preexec_fn=ctrl_c_as_at_a_terminal)
     deadline = time.time() + 120
     stage = tmp_build / ".partial" / str(proc.pid) / "executed" / "01_slow.ipynb"
     while time.time() < deadline and "started" not in (stage.read_text() if stage.exists() else ""):

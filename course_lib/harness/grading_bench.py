@@ -11,7 +11,7 @@ runs it: sandboxed, the fresh-process re-check of the tests (verify), feedback p
 
 The estimate for a class of S students x every lesson scales the measured lessons: the seconds per submission of
 lesson 01 at the largest class measured (the batch's steady state, with the cores shared as in a real grading)
-times each lesson's own cost relative to lesson 01's, from one submission of every lesson graded as one batch.
+times each lesson's own cost relative to lesson 01's, from one submission of every lesson, each lesson graded on its own.
 A benchmark, never a test: it reports, it asserts nothing about time.
 """
 from __future__ import annotations
