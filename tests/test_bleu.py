@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.core import paths
+from course_lib.core import metrics, paths
 from course_lib.core.metrics import bleu, bleu_by_bucket, corpus_bleu, ngram_counts
 
 HAVE_ENGFRA = bool(os.environ.get("COURSE_DATA_MIRROR")) or (paths.data_dir() / "eng-fra" / "eng-fra.txt").exists()
@@ -101,3 +101,41 @@ def test_bad_inputs_are_clear_errors():
         bleu([["a"]], [["a"], ["b"]])
     with pytest.raises(ValueError, match="one length"):
         bleu_by_bucket([["a"]], [["a"]], [1, 2], edges=(5,))
+
+
+def _noisy_copies(keep: float, seed: int, n: int = 150):
+    rng = random.Random(seed)
+    words = "le chat est sur la table un chien noir dort".split()
+    refs = [[rng.choice(words) for _ in range(rng.randint(3, 12))] for _ in range(n)]
+    hyps = [[w if rng.random() < keep else rng.choice(words) for w in r] for r in refs]
+    return hyps, refs
+
+
+def test_bootstrap_interval_is_around_sacrebleus_score():
+    hyps, refs = _noisy_copies(0.7, seed=1)
+    out = metrics.bootstrap_bleu(hyps, refs, samples=300)
+    assert out["bleu"] == pytest.approx(metrics.corpus_bleu(hyps, refs), abs=1e-9)
+    assert out["low"] < out["bleu"] < out["high"]
+    assert 1.0 < out["high"] - out["low"] < 25.0  # 150 noisy sentences: a few points wide, not zero, not everything
+    assert metrics.bootstrap_bleu(hyps, refs, samples=300) == out  # seeded
+
+
+def test_paired_bootstrap_separates_a_better_system_and_not_a_system_from_itself():
+    hyps, refs = _noisy_copies(0.8, seed=2)
+    worse = [[w if random.Random(i).random() < 0.6 else "xx" for w in h] for i, h in enumerate(hyps)]
+    better = metrics.bootstrap_bleu(hyps, refs, baseline=worse, samples=300)
+    assert better["difference_low"] > 0 and better["ratio_low"] > 1
+    same = metrics.bootstrap_bleu(hyps, refs, baseline=hyps, samples=300)
+    assert same["difference"] == same["difference_low"] == same["difference_high"] == 0.0
+
+
+def test_bootstrap_bad_inputs_are_clear_errors():
+    hyps, refs = _noisy_copies(0.7, seed=3, n=10)
+    with pytest.raises(ValueError, match="level"):
+        metrics.bootstrap_bleu(hyps, refs, level=1.0)
+    with pytest.raises(ValueError, match="samples"):
+        metrics.bootstrap_bleu(hyps, refs, samples=1)
+    with pytest.raises(ValueError):
+        metrics.bootstrap_bleu(hyps, refs, baseline=hyps[:5])
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.bootstrap_bleu([], [])

@@ -118,3 +118,75 @@ def bleu_by_bucket(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
             out.append({"bucket": f"{low}-{high}", "low": low, "high": high, "n": len(idx), "bleu": score})
         low = high + 1
     return out
+
+
+def bleu_statistics(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
+                    max_n: int = 4) -> "np.ndarray":
+    """Per-sentence BLEU sufficient statistics, one row per sentence:
+    [hypothesis length, reference length, matches for n = 1..max_n, n-grams for n = 1..max_n].
+    Corpus BLEU is a function of their column sums, which is what makes the bootstrap below cheap."""
+    import numpy as np
+
+    _pairs(hypotheses, references)
+    max_n = integer("max_n", max_n, 1)
+    rows = []
+    for hyp, ref in zip(hypotheses, references):
+        matches, totals = [], []
+        for n in range(1, max_n + 1):
+            ref_counts = ngram_counts(ref, n)
+            matches.append(sum(min(c, ref_counts[g]) for g, c in ngram_counts(hyp, n).items()))
+            totals.append(max(len(hyp) - n + 1, 0))
+        rows.append([len(hyp), len(ref), *matches, *totals])
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 + 2 * max_n)
+
+
+def _bleu_from_sums(sums, max_n: int) -> float:
+    """sacrebleu's corpus BLEU (exp smoothing, the default of `corpus_bleu` above) from summed statistics."""
+    from sacrebleu.metrics.bleu import BLEU
+
+    sums = [int(s) for s in sums]
+    return BLEU.compute_bleu(sums[2:2 + max_n], sums[2 + max_n:], sums[0], sums[1], smooth_method="exp",
+                             max_ngram_order=max_n).score
+
+
+def bootstrap_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]], *,
+                   baseline: Sequence[Sequence[str]] | None = None, samples: int = 1000, level: float = 0.95,
+                   seed: int = 0) -> dict:
+    """A percentile bootstrap interval for corpus BLEU: draw the test sentences with replacement `samples` times
+    and score each draw. With `baseline` (another system's output for the same references) the interval is for
+    the paired difference BLEU(hypotheses) - BLEU(baseline), both scored on the same draw (Koehn, 2004), so the
+    sentences' own difficulty cancels. Returns {"bleu", "low", "high"} and, with a baseline,
+    {"baseline", "difference", "difference_low", "difference_high", "ratio", "ratio_low", "ratio_high"}
+    (ratio = BLEU / baseline BLEU; inf where the baseline scores 0)."""
+    import numpy as np
+
+    samples = integer("samples", samples, 10)
+    level = real("level", level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level}: expected a coverage strictly between 0 and 1, e.g. 0.95")
+    stats = bleu_statistics(hypotheses, references)
+    if len(stats) == 0:
+        raise ValueError("hypotheses: expected at least one sentence to bootstrap")
+    base = bleu_statistics(baseline, references) if baseline is not None else None  # checks the lengths
+    max_n = (stats.shape[1] - 2) // 2
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(stats), size=(samples, len(stats)))
+    tail = (1 - level) / 2 * 100
+
+    def interval(values):
+        return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+    scores = np.array([_bleu_from_sums(stats[d].sum(0), max_n) for d in draws])
+    low, high = interval(scores)
+    out = {"bleu": _bleu_from_sums(stats.sum(0), max_n), "low": low, "high": high, "n": len(stats),
+           "samples": samples, "level": level}
+    if base is not None:
+        base_scores = np.array([_bleu_from_sums(base[d].sum(0), max_n) for d in draws])
+        out["baseline"] = _bleu_from_sums(base.sum(0), max_n)
+        out["difference"] = out["bleu"] - out["baseline"]
+        out["difference_low"], out["difference_high"] = interval(scores - base_scores)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(base_scores > 0, scores / np.where(base_scores > 0, base_scores, 1), np.inf)
+        out["ratio"] = out["bleu"] / out["baseline"] if out["baseline"] > 0 else float("inf")
+        out["ratio_low"], out["ratio_high"] = interval(ratios)
+    return out
