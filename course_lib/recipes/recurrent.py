@@ -40,13 +40,16 @@ class NamesRecipe(Recipe):
 
 @dataclass
 class DelayRecipe(Presets):
-    """The long-delay memory experiment: delays to try, seeds to average over, one budget for both models.
+    """The long-delay memory experiment: delays to try, seeds to average over, one budget for every model.
 
     Several seeds, because a plain RNN now and then stores a bit or two in a saturated unit and beats
-    chance by luck: a single run can tell a story the average does not.
+    chance by luck: a single run can tell a story the average does not. `arm_delay` and `arm_seeds`: the
+    initialisation race (LSTM forget bias 0 / +1 / `forget_bias`, RNN default / identity), at one delay.
     """
     delays: list[int] = field(default_factory=lambda: [5, 20, 50, 100])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    arm_delay: int = 50
+    arm_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     rnn_hidden: int = 128       # RNN(128) and LSTM(64) have about the same number of parameters
     lstm_hidden: int = 64
     forget_bias: float = 5.0    # start the LSTM remembering (see the notebook)
@@ -56,7 +59,8 @@ class DelayRecipe(Presets):
     eval_size: int = 1000
 
     PRESETS = {
-        "smoke": dict(delays=[5, 15], seeds=[0], rnn_hidden=32, lstm_hidden=16, steps=30, batch=32, eval_size=200),
+        "smoke": dict(delays=[5, 15], seeds=[0], arm_delay=15, arm_seeds=[0, 1], rnn_hidden=32, lstm_hidden=16,
+                      steps=30, batch=32, eval_size=200),
         "lesson": dict(),
         "gpu": dict(delays=[5, 20, 50, 100, 150, 200], seeds=[0, 1, 2, 3, 4], steps=3000),
     }
