@@ -66,10 +66,12 @@ if importlib.util.find_spec("course_lib") is None:
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from IPython.display import Markdown, display
 
 from course_lib.core import Trainer, diagrams, interactive, paths, plots
+from course_lib.core.metrics import bootstrap_bleu
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import ReversalRecipe, Seq2SeqRecipe
 from course_lib.translation import (AdditiveAttention, Seq2Seq, Seq2SeqConfig, TranslationConfig, TranslationData,
@@ -158,21 +160,27 @@ val_batches = [b for _, b in data.sorted_batches(data.val, 256)]
 recipe = Seq2SeqRecipe.preset(profile)          # lesson 03's budget, for both models
 
 
-def train_translator(attention: bool, name: str):
+def train_translator(attention: bool, name: str, until: int | None = None, attention_weights: str = "learned"):
+    """Train for the recipe's steps, or stop after `until` of them (the schedule is the same either way)."""
     cfg = Seq2SeqConfig.preset(profile, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab),
-                               pad_id=data.tgt_vocab.pad_id, attention=attention)
+                               pad_id=data.tgt_vocab.pad_id, attention=attention,
+                               attention_weights=attention_weights)
     torch.manual_seed(seed)
     model = Seq2Seq(cfg)
     trainer = Trainer(model, seq2seq_loss, data.batches_by_step(seed), recipe.train_config(), device=device,
                       eval_fn=lambda m: {"val_loss": mean_loss(m, val_batches, device)}, name=name)
-    history = trainer.add_callback("on_eval", plots.LiveLossPlot(name)).fit()
-    print(f"{name}: val loss {history.last_eval('val_loss'):.3f}, {history.seconds:.0f} s, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    history = trainer.add_callback("on_eval", plots.LiveLossPlot(name)).fit(until)
+    print(f"{name}: val loss {history.last_eval('val_loss'):.3f} after {trainer.step} steps, "
+          f"{history.seconds:.0f} s, {sum(p.numel() for p in model.parameters()):,} parameters")
     return model, history
 
 
 base, base_hist = train_translator(False, "03 seq2seq")
 attn_model, attn_hist = train_translator(True, "04 attention")
+epochs = recipe.steps / data.batches_per_epoch
+print(f"each model saw {recipe.steps} batches of {data_cfg.batch_size} pairs: {epochs:.2f} of one pass over the "
+      f"{len(data.train):,} training pairs" + (" (well under one epoch: both are far from done learning)"
+                                              if epochs < 1 else ""))
 claims.check("loss_falls", attn_hist.losses[-1] < 0.8 * attn_hist.losses[0], required_at="always",
              first=attn_hist.losses[0], last=attn_hist.losses[-1])
 plots.loss_curves({"03 seq2seq": base_hist, "04 attention": attn_hist}, title="Same budget, two decoders")
@@ -193,51 +201,204 @@ claims.check("attention_weights_sum_to_one_and_skip_padding", sum_err < 1e-5 and
 
 # %% [markdown]
 # ## The proof, part 1: BLEU, overall and by sentence length
+#
+# Both models translate the same test sentences (greedy decoding), and BLEU is computed overall and for each
+# band of source lengths. A bucket holds a few hundred to a couple of thousand sentences, so each number comes
+# with a **95 % bootstrap interval**: draw the bucket's sentences with replacement 1,000 times, score each draw, and
+# keep the middle 95 % of the scores (`course_lib.core.metrics.bootstrap_bleu`). For the *gain* the two models are
+# scored on the same draws (a paired bootstrap, Koehn 2004), so the sentences' own difficulty cancels and the
+# interval of the difference is narrower than the two intervals side by side suggest.
 
 # %%
 base_report = data.evaluate(base, data.test, device)
 attn_report = data.evaluate(attn_model, data.test, device)
-print(f"test BLEU: 03 seq2seq {base_report.bleu:.2f} | 04 attention {attn_report.bleu:.2f}")
-print(f"{'source words':>12s} {'n':>6s} {'03':>7s} {'04':>7s} {'ratio':>6s}")
+overall = bootstrap_bleu(attn_report.hypotheses, attn_report.references, baseline=base_report.hypotheses, seed=seed)
+print(f"test BLEU: 03 seq2seq {base_report.bleu:.2f} | 04 attention {attn_report.bleu:.2f} | gain "
+      f"{overall['difference']:+.2f} (95 % paired interval {overall['difference_low']:+.2f} to "
+      f"{overall['difference_high']:+.2f})")
 
 
 def ratio(new: float, old: float) -> float:
     return new / old if old > 0 else float("inf")
 
 
+lengths = [len(s) for s in attn_report.sources]
+buckets = []                 # per length bucket: BLEU of each model with its interval, and the paired gain
 for b3, b4 in zip(base_report.by_bucket, attn_report.by_bucket):
-    print(f"{b3['bucket']:>12s} {b3['n']:6d} {b3['bleu']:7.2f} {b4['bleu']:7.2f} {ratio(b4['bleu'], b3['bleu']):6.2f}")
-mids = [(b["low"] + b["high"]) / 2 for b in base_report.by_bucket]
-plots.lines({"03 seq2seq": (mids, [b["bleu"] for b in base_report.by_bucket]),
-             "04 attention": (mids, [b["bleu"] for b in attn_report.by_bucket])},
-            "source length (words, bucket middle)", "BLEU (greedy)", title="BLEU by source length, same test set");
+    idx = [i for i, n in enumerate(lengths) if b3["low"] <= n <= b3["high"]]
+    refs = [attn_report.references[i] for i in idx]
+    hyp3, hyp4 = [base_report.hypotheses[i] for i in idx], [attn_report.hypotheses[i] for i in idx]
+    with np.errstate(invalid="ignore"):  # a draw where 03 scores 0 (the tiny smoke run) has no ratio: nan
+        buckets.append({"bucket": b3["bucket"], "n": len(idx), "mid": (b3["low"] + b3["high"]) / 2,
+                        "03": bootstrap_bleu(hyp3, refs, seed=seed),
+                        "04": bootstrap_bleu(hyp4, refs, baseline=hyp3, seed=seed)})   # same draws: paired
+print(f"{'source words':>12s} {'n':>5s} {'03 [95 % interval]':>20s} {'04 [95 % interval]':>20s} "
+      f"{'04 - 03 [95 %]':>22s} {'04 / 03 [95 %]':>20s}")
+for b in buckets:
+    i3, i4 = b["03"], b["04"]
+    print(f"{b['bucket']:>12s} {b['n']:5d} {i3['bleu']:6.2f} [{i3['low']:5.2f}, {i3['high']:5.2f}] "
+          f"{i4['bleu']:6.2f} [{i4['low']:5.2f}, {i4['high']:5.2f}] {i4['difference']:+6.2f} "
+          f"[{i4['difference_low']:+6.2f}, {i4['difference_high']:+6.2f}] {i4['ratio']:5.2f} "
+          f"[{i4['ratio_low']:5.2f}, {i4['ratio_high']:5.2f}]")
+
+mids = [b["mid"] for b in buckets]
+
+
+def bars(ax, key, value, label, colour, shift=0.0):
+    """Points with their 95 % intervals as error bars."""
+    y = [b[key][value] for b in buckets]
+    lo, hi = ("low", "high") if value == "bleu" else (f"{value}_low", f"{value}_high")
+    err = [[v - b[key][lo] for v, b in zip(y, buckets)], [b[key][hi] - v for v, b in zip(y, buckets)]]
+    ax.errorbar([m + shift for m in mids], y, yerr=err, fmt="o-", color=colour, capsize=3, ms=4, label=label)
+
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+bars(axes[0], "03", "bleu", "03 seq2seq", "C0", -0.15)
+bars(axes[0], "04", "bleu", "04 attention", "C1", 0.15)
+axes[0].set(title="BLEU by source length", ylabel="BLEU (greedy)")
+bars(axes[1], "04", "difference", "04 - 03", "C2")
+axes[1].axhline(0, color="gray", ls=":", lw=1)
+axes[1].set(title="gain in BLEU points (paired)", ylabel="BLEU 04 - BLEU 03")
+bars(axes[2], "04", "ratio", "04 / 03", "C3")
+axes[2].axhline(1, color="gray", ls=":", lw=1)
+axes[2].axhline(1.5, color="C3", ls="--", lw=1, label="1.5x (the claim below)")
+axes[2].set(title="gain as a ratio (paired)", ylabel="BLEU 04 / BLEU 03")
+for ax in axes:
+    ax.set_xlabel("source length (words, bucket middle)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %%
-longest3, longest4 = base_report.by_bucket[-1]["bleu"], attn_report.by_bucket[-1]["bleu"]
+longest3, longest4, last = base_report.by_bucket[-1]["bleu"], attn_report.by_bucket[-1]["bleu"], buckets[-1]["04"]
+# Fails if attention's overall test BLEU is not above lesson 03's on the same sentences (control: lesson 03's model,
+# trained here with the same steps, batches and seed). The paired interval of the gain is reported beside it.
 claims.check("attention_beats_seq2seq_bleu", attn_report.bleu > base_report.bleu, required_at="lesson",
              seq2seq=base_report.bleu, attention=attn_report.bleu, fingerprint=data.fingerprint(),
-             seq2seq_by_bucket=base_report.bucket_bleu(), attention_by_bucket=attn_report.bucket_bleu())
+             seq2seq_by_bucket=base_report.bucket_bleu(), attention_by_bucket=attn_report.bucket_bleu(),
+             gain_interval=[overall["difference_low"], overall["difference_high"]])
+# Fails if, in the longest bucket, attention's BLEU is under 1.5 times lesson 03's. The pass rule is the point
+# estimate; the paired 95 % interval of the ratio is reported with it (its lower end under 1.5 means this run
+# alone does not establish 1.5x, even where the point estimate passes).
 claims.check("longest_bucket_bleu_1_5x", longest4 >= 1.5 * longest3, required_at="lesson",
              bucket=base_report.by_bucket[-1]["bucket"], seq2seq=longest3, attention=longest4,
-             ratio=ratio(longest4, longest3))
+             ratio=ratio(longest4, longest3), ratio_interval=[last["ratio_low"], last["ratio_high"]],
+             difference_interval=[last["difference_low"], last["difference_high"]], n=buckets[-1]["n"])
 
 # %%
-gains = [(b3["bucket"], b4["bleu"] - b3["bleu"], ratio(b4["bleu"], b3["bleu"]))
-         for b3, b4 in zip(base_report.by_bucket, attn_report.by_bucket)]
-by_diff, by_ratio = max(gains, key=lambda g: g[1]), max(gains, key=lambda g: g[2])
+by_diff = max(buckets, key=lambda b: b["04"]["difference"])
+by_ratio = max(buckets, key=lambda b: b["04"]["ratio"])
+
+
+def clear_of_the_rest(best, value):
+    """Does `best`'s interval lie above every other bucket's point estimate?"""
+    return all(best["04"][f"{value}_low"] > b["04"][value] for b in buckets if b is not best)
+
+
+def words(b, value, fmt):
+    i = b["04"]
+    return f"{fmt.format(i[value])} (95 % interval {fmt.format(i[value + '_low'])} to {fmt.format(i[value + '_high'])})"
+
+
+verdict_1_5x = ("cannot be judged on this run (lesson 03's model scores 0 there, so the ratio is undefined)"
+                if not np.isfinite(last["ratio_low"]) else "holds even at the interval's lower end"
+                if last["ratio_low"] >= 1.5 else "passes on the point estimate, but the interval reaches below 1.5, "
+                "so this run alone does not establish it" if last["ratio"] >= 1.5 else "fails on this run")
 display(Markdown(
-    f"**Which sentences gain most depends on how you measure.** In BLEU points the biggest gain on this run is in "
-    f"the {by_diff[0]}-word bucket (+{by_diff[1]:.1f}); as a ratio it is in the {by_ratio[0]}-word bucket "
-    f"(×{by_ratio[2]:.2f}). Attention "
-    + ("helps in every bucket" if all(g[1] > 0 for g in gains) else "does not help in every bucket")
-    + ". The claim above is about the ratio in the longest bucket, where the fixed vector was weakest; the "
-    "attention model also loses BLEU as sentences grow, only less steeply. Each bucket is a few hundred sentences, "
-    "so differences of a point or two between neighbouring buckets are within noise."))
+    f"**Which sentences gain most depends on how you measure, so name the measure.** In BLEU points (the "
+    f"*difference*) the biggest gain on this run is in the {by_diff['bucket']}-word bucket, "
+    f"{words(by_diff, 'difference', '{:+.1f}')}; as a *ratio* it is in the {by_ratio['bucket']}-word bucket, "
+    f"×{words(by_ratio, 'ratio', '{:.2f}')}. "
+    + ("The ratio's winner stands clear of the other buckets' ratios. " if clear_of_the_rest(by_ratio, "ratio")
+       else "Its interval overlaps other buckets' ratios, so the ranking of buckets by ratio is not settled by "
+            "this run. ")
+    + ("The difference's winner stands clear of the other buckets' gains. " if clear_of_the_rest(by_diff, "difference")
+       else "By difference too, its interval reaches below another bucket's gain, so which length gains the most "
+            "points is not settled by this run either. ")
+    + f"Attention {'helps in every bucket' if all(b['04']['difference_low'] > 0 for b in buckets) else 'does not clearly help in every bucket'} "
+    f"(every paired interval of the gain {'lies above zero' if all(b['04']['difference_low'] > 0 for b in buckets) else 'does not lie above zero'}). "
+    f"When this lesson says attention helps *most* on long sentences it means the **ratio**: the fixed vector's "
+    f"BLEU falls faster with length than attention's, so the same few points are a larger share of what it had. "
+    f"In the longest bucket the ratio is ×{words(buckets[-1], 'ratio', '{:.2f}')}: the claim's 1.5x "
+    f"{verdict_1_5x}. The attention model also loses BLEU as sentences grow, only less steeply."))
 
 # %% [markdown]
 # The absolute numbers are modest (a few minutes of CPU training, one reference per sentence, lower-cased
 # word-level BLEU): what matters is the comparison, made on the same sentences with the same budget.
 #
+# ## Looking back, or choosing where to look? A trained control
+#
+# The attention model changed two things at once. Its decoder can **reach** the state of every source word (lesson
+# 03's could see only one summary vector), and it **chooses**, with learned weights, which of them to read for each
+# word it writes. Which of the two buys the gain? Train a third model that has the first and not the second: its
+# decoder reads the plain **average** of the encoder's states (weight 1/S on each of the S real source tokens, zero
+# on padding) at every step, whatever it is writing. It is the attention model with the scoring switched off
+# (`Seq2SeqConfig(attention_weights="uniform")`, `course_lib.translation.additive_attention.UniformAttention`): same
+# layers, same parameter count (the scorer's weights are still there, unused), same seed, same batches in the same
+# order, same optimiser and learning-rate schedule.
+#
+# To save time it trains for only half the steps, and is compared with the attention model's validation loss
+# **at that same step**, which was recorded during its training above. Up to that step the two runs differ only in
+# the weights. Lesson 03's model at the same step is the third point of reference.
+#
+# *Predict first*: will the average of all the states land near the attention model (reaching every word is what
+# matters), near lesson 03's model (choosing is what matters), or in between?
+
+# %%
+k = recipe.steps // 2                  # the uniform model's budget; the comparison is at this step
+assert k % recipe.eval_every == 0, "the attention model's val loss must have been recorded at step k"
+uniform_model, uniform_hist = train_translator(True, "04 uniform weights", until=k, attention_weights="uniform")
+scorer = sum(p.numel() for p in uniform_model.decoder.attention.parameters())
+print(f"parameters: attention {sum(p.numel() for p in attn_model.parameters()):,} | uniform "
+      f"{sum(p.numel() for p in uniform_model.parameters()):,} (of which the unused scorer {scorer:,})")
+at_k = {name: dict(zip(*h.eval_series("val_loss")))[k] for name, h in
+        (("03 fixed vector", base_hist), ("04 uniform average", uniform_hist), ("04 learned attention", attn_hist))}
+for name, v in at_k.items():
+    print(f"{name:22s} val loss at step {k}: {v:.3f}")
+plots.lines({name: h.eval_series("val_loss") for name, h in
+             (("03 fixed vector", base_hist), ("04 uniform average", uniform_hist), ("04 learned attention", attn_hist))},
+            "step", "validation loss (nats per word)", title=f"Reach vs choice: compare at step {k}");
+
+# %%
+fixed_k, uniform_k, learned_k = at_k["03 fixed vector"], at_k["04 uniform average"], at_k["04 learned attention"]
+choice_gain, reach_gain = uniform_k - learned_k, fixed_k - uniform_k
+share = choice_gain / (fixed_k - learned_k) if fixed_k > learned_k else float("nan")
+# Control: the uniform-average model (same parameters, data, order, schedule and steps; only the weights are fixed
+# at 1/S). Fails if its val loss at step k is not at least ALIGNMENT_MARGIN nats above the learned attention's, i.e.
+# if reaching every state without choosing does about as well as choosing.
+# Measured at lesson settings, step 500, seeds 0/1/2 (a replay of this section): uniform - learned = 0.107 / 0.095
+# / 0.052 nats (uniform - fixed vector = -0.021 / +0.024 / +0.028); the margin is half the smallest of the three.
+ALIGNMENT_MARGIN = 0.025
+claims.check("learned_alignment_beats_uniform_average", choice_gain >= ALIGNMENT_MARGIN, required_at="lesson",
+             step=k, learned=learned_k, uniform=uniform_k, fixed_vector=fixed_k, margin=ALIGNMENT_MARGIN,
+             share_of_gain_from_choosing=share, params_equal=sum(p.numel() for p in attn_model.parameters())
+             == sum(p.numel() for p in uniform_model.parameters()))
+lead = fixed_k - learned_k
+if lead <= 0:
+    verdict = (f"the learned attention is not ahead of the fixed vector at step {k} on this run, so there is no lead "
+               "to split between reaching and choosing.")
+elif choice_gain <= 0:
+    verdict = ("the uniform average does at least as well as the learned weights on this run: reaching every word "
+               "would be the whole gain, and the claim below fails.")
+elif share >= 1:
+    verdict = (f"all of it is lost when the weights are made uniform: the average of the states is "
+               f"{uniform_k - fixed_k:+.3f} nats from the fixed vector, no better. On this run the whole gain comes "
+               "from **choosing** where to look, none from merely being able to reach every word.")
+else:
+    verdict = (f"{share:.0%} is lost when the weights are made uniform, and {1 - share:.0%} survives. On this run "
+               + ("most of the gain comes from **choosing** where to look, not from merely being able to reach every "
+                  "word." if share > 0.5 else "most of the gain comes from **reaching** every word; the learned "
+                  "choice adds the rest."))
+display(Markdown(
+    f"**At step {k}** the learned attention's validation loss is {learned_k:.3f}, the uniform average's "
+    f"{uniform_k:.3f} and lesson 03's fixed vector's {fixed_k:.3f}. Of the attention model's lead over the fixed "
+    f"vector ({lead:.3f} nats), {verdict} Notice what the uniform model is: its context is the same at every step "
+    "(which is why it trains at lesson 03's speed), so it is a fixed-vector model again, only with the mean of the "
+    "states as the vector instead of the last one. Taking the choice away puts the bottleneck back. (This compares "
+    f"the models half-way through training, at step {k}; the lesson does not train the uniform one to the end.)"))
+
+# %% [markdown]
 # ## The proof, part 2: reversal, where lesson 03 collapsed
 
 # %%
@@ -284,7 +445,9 @@ plots.heatmap(w, xlabels=rv.decode_ids(example["src"][0], skip_specials=False),
 # The same picture for translation: rows are the words the model wrote (the model's own greedy output),
 # columns the French words it read; each row is one softmax, so it sums to one. Where French and English
 # keep the same word order we expect a rough diagonal; adjectives that follow the noun in French
-# ("chat noir") and precede it in English ("black cat") should cross it.
+# ("chat noir") and precede it in English ("black cat") should cross it. A heatmap shows where the weights went,
+# which is not the same as what the model relied on (attention is not an explanation by itself: Jain & Wallace
+# 2019, and Wiegreffe & Pinter's 2019 reply; more on this after the failure case below, and Exercise 2 tests it).
 
 # %%
 tv = data.tgt_vocab
@@ -408,7 +571,8 @@ lesson.finish()
 # *Why it matters*: if the plain average did nearly as well, the gain of this lesson would come from access alone;
 # the further it falls behind, the more the model relies on *where* it looks. (One caution in reading it: this model
 # never saw uniform weights in training, while a model trained with them from the start would adapt, so the swap
-# measures how much *this* model leans on its choices, not the least any model could do without choosing.)
+# measures how much *this* model leans on its choices, not the least any model could do without choosing. The
+# lesson's trained control, `uniform_model`, is that other model: place your number beside its loss too.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex1_solution", "locked": false, "schema_version": 3, "solution": true}
 def uniform_context(query: torch.Tensor, memory, src_mask: torch.Tensor):

@@ -1,7 +1,7 @@
 """Lessons 03-04: the eng-fra pipeline, seq2seq with and without additive attention, greedy and beam
 decoding, the reversal task.
 """
-from .additive_attention import (AdditiveAttention)
+from .additive_attention import (AdditiveAttention, UniformAttention)
 from .decoding import (EncoderDecoder, map_tensors, greedy, beam_search)
 from .pipeline import (normalize, groups, split_of, load_pairs, TranslationConfig, make_splits, collate,
                        TranslationReport, TranslationData)

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .additive_attention import AdditiveAttention
+from .additive_attention import AdditiveAttention, UniformAttention
 from ..core.presets import Presets
 
 
@@ -33,6 +33,8 @@ class Seq2SeqConfig(Presets):
     cell: str = "gru"              # "gru" or "lstm" (nn.GRU / nn.LSTM: lesson 02 built the LSTM cell itself)
     dropout: float = 0.0
     attention: bool = False        # False: lesson 03's fixed context; True: lesson 04's attention
+    attention_weights: str = "learned"  # with attention: "learned" (additive scores) or "uniform" (the mean of
+                                        # the real source states at every step: lesson 04's ablation)
     attn_dim: int = 0              # width of the attention's scoring layer; 0: same as hidden
     teacher_forcing: float = 1.0   # during training, the chance of feeding the true previous word
     pad_id: int = 0
@@ -48,6 +50,8 @@ class Seq2SeqConfig(Presets):
             raise ValueError(f"cell={self.cell!r}: expected 'gru' or 'lstm'")
         if self.hidden % 2:
             raise ValueError(f"hidden={self.hidden} must be even (the encoder's two directions share it)")
+        if self.attention_weights not in ("learned", "uniform"):
+            raise ValueError(f"attention_weights={self.attention_weights!r}: expected 'learned' or 'uniform'")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"teacher_forcing={self.teacher_forcing} must be a probability in [0, 1]")
 
@@ -149,9 +153,10 @@ class Decoder(nn.Module):
         """
         if self.fixed_context and teacher_forcing >= 1.0:
             # the context is the same at every step, so the whole sequence can go through the RNN at once
-            context = memory.summary[:, None].expand(-1, tgt_in.shape[1], -1)
+            context, w = self.context(_top_hidden(memory.state), memory, src_mask)
+            context = context[:, None].expand(-1, tgt_in.shape[1], -1)
             out, _ = self.rnn(torch.cat([self.drop(self.embed(tgt_in)), context], -1), _to_torch(memory.state))
-            return self.readout(out, context), None
+            return self.readout(out, context), (None if w is None else w[:, None].expand(-1, tgt_in.shape[1], -1))
         state, prev = memory.state, tgt_in[:, 0]
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
@@ -168,13 +173,19 @@ class Decoder(nn.Module):
 
 class AttentionDecoder(Decoder):
     """Lesson 04: the context is recomputed at every step by attending, with the decoder's previous state as
-    the query, over all the encoder's outputs (Bahdanau et al., 2015). Everything else is lesson 03's."""
+    the query, over all the encoder's outputs (Bahdanau et al., 2015). Everything else is lesson 03's.
+
+    With cfg.attention_weights == "uniform" (the ablation) every real source state gets the same weight at every
+    step: the same parameters, but no choosing. That context does not change between steps, so training runs the
+    target through the RNN in one call, as lesson 03's decoder does (the same numbers as step by step)."""
 
     fixed_context = False
 
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__(cfg)
-        self.attention = AdditiveAttention(cfg.hidden, cfg.hidden, cfg.attn_dim or cfg.hidden)
+        kind = UniformAttention if cfg.attention_weights == "uniform" else AdditiveAttention
+        self.attention = kind(cfg.hidden, cfg.hidden, cfg.attn_dim or cfg.hidden)
+        self.fixed_context = kind is UniformAttention
 
     def prepare(self, memory: Memory) -> Memory:
         return memory._replace(keys=self.attention.project_keys(memory.outputs))
