@@ -50,3 +50,16 @@ def ctrl_c_as_at_a_terminal():
     background by a shell (`cmd &`) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt: the
     Ctrl-C under test would do nothing and the test would hang for reasons of its own launch."""
     return _sigint_by_default
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory):
+    """Every lesson released and graded once per session (tests/graded_course.py): the classroom tests and the
+    lessons' smoke checks read the same gradings."""
+    import importlib.util
+
+    from graded_course import Course
+
+    if importlib.util.find_spec("nbgrader") is None:
+        pytest.fail("the classroom tests need nbgrader, from the instructor extra: pip install -e '.[instructor]'")
+    return Course(tmp_path_factory.mktemp("classroom"))

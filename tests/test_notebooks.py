@@ -1,6 +1,14 @@
-"""Every lesson notebook: hygiene checks on the committed file, then a full papermill run at `smoke`."""
+"""Every lesson notebook: hygiene checks on the committed file, then its run at `smoke`, checked for errors, failed
+required claims and noise.
+
+Every lesson is executed at smoke once per test session by the grading (tests/graded_course.py: the solution
+notebook is one of the three submissions graded side by side), so its checks read that run rather than execute
+the lesson a fourth time. The runner's own path (papermill, parameters injected, results recorded by the runner,
+nbval re-running the cells marked NBVAL_CHECK_OUTPUT) is exercised on the first two lessons, the cheap ones; the
+CI's book path runs them once more through `make course`."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +22,15 @@ from course_lib.harness import runner
 
 NOTEBOOKS = runner.discover()
 IDS = [p.stem for p in NOTEBOOKS]
+THROUGH_THE_RUNNER = NOTEBOOKS[:2]
+# The grading sandbox sends the kernel's own stdout *and* stderr to kernel.log (harness/sandbox.py). ipykernel
+# writes this banner to its stdout when it is started from a connection file with no parent process to report
+# to, as the sandbox starts it; no learner's terminal shows it. Anything else in the log is noise.
+KERNEL_BANNER = re.compile(r"^(NOTE: When using the `ipython kernel` entry point, Ctrl-C will not work\.|To exit, you "
+                           r"will have to explicitly quit this process, by either sending|\"quit\" from a client, or "
+                           r"using Ctrl-\\ in UNIX-like environments\.|To read more about this, see "
+                           r"https://github\.com/ipython/ipython/issues/2049|To connect another client to this kernel, "
+                           r"use:|\s+--existing \S+kernel\S*\.json)$")
 
 
 def _code_cells(nb):
@@ -82,8 +99,8 @@ def test_unknown_parameter_is_refused():
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch, capfd):
+@pytest.mark.parametrize("nb_path", THROUGH_THE_RUNNER, ids=[p.stem for p in THROUGH_THE_RUNNER])
+def test_notebook_runs_at_smoke_through_the_runner(nb_path, tmp_path, tmp_build, monkeypatch, capfd):
     # tmp_build: `make test` must never overwrite the evidence a `make course` run left in build/
     # no TQDM_DISABLE: the progress bars are whatever the runner gives `make course` (harness/noise.py checks them)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
@@ -109,3 +126,35 @@ def test_notebook_runs_at_smoke(nb_path, tmp_path, tmp_build, monkeypatch, capfd
                               cwd=tmp_path, capture_output=True, text=True,
                               env={**os.environ, "COURSE_PROFILE": "smoke"})
         assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_notebook_runs_at_smoke(nb_path, course):
+    """The lesson as graded (the solution notebook, hidden tests included, in the grading sandbox at smoke): no
+    error, every required claim passed, and no noise (harness/noise.py) in the notebook or on the kernel's terminal,
+    which the sandbox logs; cells marked NBVAL_CHECK_OUTPUT print the same in the three gradings' runs."""
+    from graded_course import ONE_SOLVED, SOLUTION, UNTOUCHED
+
+    from course_lib.harness import classroom, noise
+
+    graded = course.graded(nb_path)
+    executed = graded.autograded[SOLUTION]
+    errors = [f"cell {i}: {o.get('ename')}: {str(o.get('evalue'))[:200]}" for i, c in enumerate(executed.cells)
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, "\n".join(errors)
+    sandbox = classroom.sandbox_dir(course.build / "nbgrader", SOLUTION, nb_path.stem)
+    results = json.loads((sandbox / "home" / "build" / "results" / f"{nb_path.stem}.json").read_text())
+    assert results["profile"] == "smoke" and results["claims"], "the lesson recorded no claims"
+    assert [c["name"] for c in results["claims"] if c["required"] and not c["passed"]] == []
+    terminal = "\n".join(line for line in (sandbox / "kernel.log").read_text(encoding="utf-8", errors="replace")
+                         .splitlines() if not KERNEL_BANNER.match(line))
+    found = noise.notebook_noise(executed) + [f"terminal: {line}" for line in noise.terminal_noise(terminal)]
+    assert not found, "\n".join(found)
+    marked = [i for i, c in enumerate(executed.cells) if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+
+    def printed(nb, i):
+        return [(o.get("output_type"), o.get("text"), (o.get("data") or {}).get("text/plain"))
+                for o in nb.cells[i].get("outputs", [])]
+    for student in (UNTOUCHED, ONE_SOLVED):  # independent runs of the same lesson cells: deterministic outputs agree
+        assert [printed(graded.autograded[student], i) for i in marked] == [printed(executed, i) for i in marked]
