@@ -127,3 +127,30 @@ def test_attention_model_learns_to_reverse_short_sequences():
                       progress=False).fit()
     assert history.losses[-1] < 0.3 * history.losses[0]
     assert before < 0.2 and reversal_accuracy(model, cfg, 4, "cpu") > 0.8
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_one_direction_encoder_reads_left_to_right_into_a_vector_of_the_same_size(cell, layers):
+    """bidirectional=False (lesson 03's control): one RNN of `hidden` units, so c keeps its size; each output sees
+    only the tokens read so far, c is the final output at the last real token, and padding still changes nothing."""
+    model, b = _model(cell=cell, layers=layers, bidirectional=False), _batch(2)
+    bi = _model(cell=cell, layers=layers)
+    assert model.encoder.rnn.hidden_size == 16 and not model.encoder.rnn.bidirectional
+    assert bi.encoder.rnn.hidden_size == 8 and bi.encoder.rnn.bidirectional
+    memory = model.encode(b["src"], b["src_mask"])
+    assert memory.summary.shape == bi.encode(b["src"], b["src_mask"]).summary.shape == (3, 16)
+    for i, n in enumerate([6, 4, 2]):
+        torch.testing.assert_close(memory.summary[i], memory.outputs[i, n - 1], atol=1e-6, rtol=1e-6)
+    changed = b["src"].clone()
+    changed[0, 3] = 4 if changed[0, 3] != 4 else 5            # a later token of the first sentence
+    later = model.encode(changed, b["src_mask"])
+    torch.testing.assert_close(later.outputs[0, :3], memory.outputs[0, :3])     # what was read before: unchanged
+    assert not torch.allclose(later.summary[0], memory.summary[0])
+    bi_memory, bi_later = bi.encode(b["src"], b["src_mask"]), bi.encode(changed, b["src_mask"])
+    assert not torch.allclose(bi_later.outputs[0, :3], bi_memory.outputs[0, :3])  # the backward half reads it first
+    logits, _ = model(b["src"], b["src_mask"], b["tgt_in"])
+    for i, n in enumerate([6, 4, 2]):
+        alone, _ = model(b["src"][i:i + 1, :n], b["src_mask"][i:i + 1, :n], b["tgt_in"][i:i + 1])
+        torch.testing.assert_close(logits[i], alone[0], atol=1e-5, rtol=1e-5)
+    Seq2SeqConfig(hidden=15, bidirectional=False)             # an odd width is fine with one direction

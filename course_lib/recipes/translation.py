@@ -40,17 +40,22 @@ class ReversalRecipe(ReversalTask, Presets):
     hidden: int = 128
     steps: int = 600
     lr: float = 3e-3
+    # lesson 03's capacity-or-training sweep: a smaller task (lengths up to sweep_max_len), every pair of sizes x steps
+    sweep_hidden: tuple[int, ...] = (32, 128)
+    sweep_steps: tuple[int, ...] = (300, 1200)
+    sweep_max_len: int = 16
 
     PRESETS = {
-        "smoke": dict(max_len=8, eval_lengths=(4, 8), eval_examples=50, hidden=32, steps=30),
+        "smoke": dict(max_len=8, eval_lengths=(4, 8), eval_examples=50, hidden=32, steps=30,
+                      sweep_hidden=(16, 32), sweep_steps=(10, 30), sweep_max_len=6),
         "lesson": dict(),
         "gpu": dict(max_len=60, eval_lengths=(10, 20, 30, 40, 50, 60), hidden=256, steps=4000),
     }
 
-    def model_config(self, attention: bool) -> Seq2SeqConfig:
+    def model_config(self, attention: bool, bidirectional: bool = True) -> Seq2SeqConfig:
         v = self.vocab()
         return Seq2SeqConfig(src_vocab=len(v), tgt_vocab=len(v), embed=self.embed, hidden=self.hidden,
-                             attention=attention, pad_id=v.pad_id)
+                             attention=attention, bidirectional=bidirectional, pad_id=v.pad_id)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.steps, lr=self.lr, warmup=20, eval_every=0)

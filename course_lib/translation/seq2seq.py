@@ -29,6 +29,7 @@ class Seq2SeqConfig(Presets):
     tgt_vocab: int = 1000
     embed: int = 128
     hidden: int = 256              # decoder width; the bidirectional encoder gives each direction hidden // 2
+    bidirectional: bool = True     # False: one GRU reads left to right with all `hidden` units (Sutskever et al.)
     layers: int = 1
     cell: str = "gru"              # "gru" or "lstm" (nn.GRU / nn.LSTM: lesson 02 built the LSTM cell itself)
     dropout: float = 0.0
@@ -48,7 +49,7 @@ class Seq2SeqConfig(Presets):
     def __post_init__(self):
         if self.cell not in ("gru", "lstm"):
             raise ValueError(f"cell={self.cell!r}: expected 'gru' or 'lstm'")
-        if self.hidden % 2:
+        if self.bidirectional and self.hidden % 2:
             raise ValueError(f"hidden={self.hidden} must be even (the encoder's two directions share it)")
         if self.attention_weights not in ("learned", "uniform"):
             raise ValueError(f"attention_weights={self.attention_weights!r}: expected 'learned' or 'uniform'")
@@ -83,13 +84,16 @@ class Memory(NamedTuple):
 
 
 class Encoder(nn.Module):
-    """Embedding -> bidirectional GRU/LSTM. Padding is packed away, so it never changes a real token's output."""
+    """Embedding -> bidirectional GRU/LSTM (each direction hidden // 2 units, their states side by side), or, with
+    `bidirectional=False`, one left-to-right GRU/LSTM of `hidden` units: either way the fixed vector has `hidden`
+    numbers. Padding is packed away, so it never changes a real token's output."""
 
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.src_vocab, cfg.embed, padding_idx=cfg.pad_id)
-        self.rnn = _recurrent(cfg, cfg.embed, cfg.hidden // 2, bidirectional=True)
+        self.directions = 2 if cfg.bidirectional else 1
+        self.rnn = _recurrent(cfg, cfg.embed, cfg.hidden // self.directions, bidirectional=cfg.bidirectional)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Memory:
@@ -103,10 +107,10 @@ class Encoder(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, final = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
-        B, L, H = src.shape[0], self.cfg.layers, self.cfg.hidden
+        B, L, H, D = src.shape[0], self.cfg.layers, self.cfg.hidden, self.directions
 
-        def join(f: torch.Tensor) -> torch.Tensor:  # (layers*2, B, H/2) -> (B, layers, H): both directions
-            return f.view(L, 2, B, H // 2).permute(2, 0, 1, 3).reshape(B, L, H)
+        def join(f: torch.Tensor) -> torch.Tensor:  # (layers*D, B, H/D) -> (B, layers, H): both directions
+            return f.view(L, D, B, H // D).permute(2, 0, 1, 3).reshape(B, L, H)
 
         state = tuple(join(f) for f in final) if isinstance(final, tuple) else join(final)
         return Memory(out, _top_hidden(state), state)
