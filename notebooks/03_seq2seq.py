@@ -522,8 +522,9 @@ for row, (mode, table) in enumerate((("teacher forced", forced), ("greedy", by_p
         ax.grid(alpha=0.3)
     axes[row, 0].set_ylabel("token accuracy")
 for ax in axes[1]:
-    ax.set_xlabel("output position (1 = the last symbol read; the right end of each curve = the first read)")
+    ax.set_xlabel("output position (1 = the last symbol read)")
 axes[0, 1].legend(fontsize=8)
+fig.suptitle("Which symbols come out right? The right end of each curve is the first symbol read", fontsize=11)
 plt.tight_layout()
 plt.show()
 
@@ -590,6 +591,7 @@ display(Markdown(
 #
 # * **The bidirectional U.** Where a curve turns up again at its right end, that is the first symbol read, fresh in
 #   the backward half of c. The one-direction model, whose c has no such half, does not get that symbol back as well.
+#   (Its curves can turn up a little too, perhaps because the first symbol was written into a blank state.)
 #   At the longest lengths the up-turn fades: the decoder must also keep its place for more steps before it gets there.
 # * **The one-direction story holds, but it is not the whole story.** Its first-read quarter is worse than its
 #   last-read quarter, as the textbook predicts. But the bidirectional model shows the same fall along the output,
