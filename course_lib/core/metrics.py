@@ -4,8 +4,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from .checks import integer, real
 
@@ -121,7 +125,7 @@ def bleu_by_bucket(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
 
 
 def bleu_statistics(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
-                    max_n: int = 4) -> "np.ndarray":
+                    max_n: int = 4) -> np.ndarray:
     """Per-sentence BLEU sufficient statistics, one row per sentence:
     [hypothesis length, reference length, matches for n = 1..max_n, n-grams for n = 1..max_n].
     Corpus BLEU is a function of their column sums, which is what makes the bootstrap below cheap."""
