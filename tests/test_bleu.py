@@ -139,3 +139,11 @@ def test_bootstrap_bad_inputs_are_clear_errors():
         metrics.bootstrap_bleu(hyps, refs, baseline=hyps[:5])
     with pytest.raises(ValueError, match="at least one"):
         metrics.bootstrap_bleu([], [])
+
+
+def test_bootstrap_ratio_leaves_out_draws_where_the_baseline_scores_zero(recwarn):
+    hyps, refs = _noisy_copies(0.8, seed=4, n=20)
+    nothing = [["zz"] for _ in refs]
+    out = metrics.bootstrap_bleu(hyps, refs, baseline=nothing, samples=50)
+    assert out["ratio_undefined_draws"] == 50 and math.isnan(out["ratio_low"]) and math.isnan(out["ratio"])
+    assert out["difference_low"] > 0 and not [w for w in recwarn if "numpy" in str(w.filename)]

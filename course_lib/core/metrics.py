@@ -161,7 +161,8 @@ def bootstrap_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
     the paired difference BLEU(hypotheses) - BLEU(baseline), both scored on the same draw (Koehn, 2004), so the
     sentences' own difficulty cancels. Returns {"bleu", "low", "high"} and, with a baseline,
     {"baseline", "difference", "difference_low", "difference_high", "ratio", "ratio_low", "ratio_high"}
-    (ratio = BLEU / baseline BLEU; inf where the baseline scores 0)."""
+    and "ratio_undefined_draws" (ratio = BLEU / baseline BLEU; its interval is over the draws where the baseline
+    scores above 0, and nan if there are none)."""
     import numpy as np
 
     samples = integer("samples", samples, 10)
@@ -189,8 +190,9 @@ def bootstrap_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
         out["baseline"] = _bleu_from_sums(base.sum(0), max_n)
         out["difference"] = out["bleu"] - out["baseline"]
         out["difference_low"], out["difference_high"] = interval(scores - base_scores)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(base_scores > 0, scores / np.where(base_scores > 0, base_scores, 1), np.inf)
-        out["ratio"] = out["bleu"] / out["baseline"] if out["baseline"] > 0 else float("inf")
-        out["ratio_low"], out["ratio_high"] = interval(ratios)
+        defined = base_scores > 0  # a draw on which the baseline scores 0 has no ratio
+        out["ratio"] = out["bleu"] / out["baseline"] if out["baseline"] > 0 else float("nan")
+        out["ratio_low"], out["ratio_high"] = (interval(scores[defined] / base_scores[defined]) if defined.any()
+                                               else (float("nan"), float("nan")))
+        out["ratio_undefined_draws"] = int((~defined).sum())
     return out
