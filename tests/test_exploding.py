@@ -87,3 +87,37 @@ def test_a_stretched_rnn_explodes_and_clipping_bounds_every_step():
     sgd_run(model, loss_fn, batch, steps=1, lr=1.0, clip=1.0)
     moved = math.sqrt(sum((p.detach() - b).pow(2).sum().item() for p, b in zip(model.parameters(), before)))
     assert moved == pytest.approx(1.0, rel=1e-4)                     # a clipped step has length lr * clip
+
+
+def test_effective_lr_is_the_mean_step_multiplier():
+    from course_lib.recurrent import SGDRun, effective_lr
+    run = SGDRun(losses=[0.0] * 4, grad_norms=[1.0, 2.0, 10.0, float("nan")])   # a nan step is left out
+    assert effective_lr(run, 2.0, clip=5.0) == pytest.approx(2.0 * (1 + 1 + 0.5) / 3)
+    with pytest.raises(ValueError, match="finite"):
+        effective_lr(SGDRun([0.0], [float("inf")]), 1.0, 1.0)
+
+
+def test_clipping_test_runs_three_arms_from_one_start():
+    """Same start, same batches: the first gradient norm is equal in all three runs; the threshold is the multiple
+    of run (a)'s median; (c) runs at (b)'s effective lr; a clip that acts nowhere leaves (b) equal to (a)."""
+    from course_lib.recurrent import clipping_test, effective_lr
+    data = torch.randint(0, 12, (16, 21), generator=torch.Generator().manual_seed(1))
+    batch = lambda step: (data[:, :-1], data[:, 1:])
+    loss_fn = lambda m, b: m(b[0], b[1])[1]
+
+    def make():
+        torch.manual_seed(0)
+        model = CharLM(RecurrentConfig(vocab_size=12, embed=8, hidden=32, cell="rnn"))
+        set_recurrent_gain(model.rnn.net.weight_hh_l0, 2.0, torch.Generator().manual_seed(0))
+        return model
+
+    t = clipping_test(make, loss_fn, batch, steps=6, lr=0.5, multiple=2.0)
+    assert t.unclipped.grad_norms[0] == t.clipped.grad_norms[0] == t.smaller_step.grad_norms[0]
+    assert t.median_norm == pytest.approx(float(torch.tensor(t.unclipped.grad_norms).median()))
+    assert t.threshold == pytest.approx(2.0 * t.median_norm)
+    assert t.small_lr == pytest.approx(effective_lr(t.clipped, 0.5, t.threshold)) and t.small_lr <= 0.5
+    assert len(t.models) == 3 and len({id(m) for m in t.models}) == 3
+    never = clipping_test(make, loss_fn, batch, steps=3, lr=1e-4, multiple=1e6)   # the clip never acts
+    assert never.small_lr == pytest.approx(1e-4) and never.unclipped.losses == never.clipped.losses
+    with pytest.raises(ValueError, match="multiple"):
+        clipping_test(make, loss_fn, batch, steps=1, lr=0.5, multiple=0.0)

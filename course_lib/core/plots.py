@@ -1,6 +1,7 @@
 """Plots every lesson shares: loss curves (live in notebooks), log-scale lines with a fitted rate, heatmaps."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -65,10 +66,23 @@ def loss_curves(histories: dict, title: str = "loss", logy: bool = False, show: 
     return _finish(fig, show)
 
 
-def fit_exponential(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares fit of log(y) = log(a) + b x. Returns (a, b); y shrinks by e^b per unit of x."""
+def fit_exponential(x: Sequence[float], y: Sequence[float], drop_nonpositive: bool = False) -> tuple[float, float]:
+    """Least-squares fit of log(y) = log(a) + b x. Returns (a, b); y shrinks by e^b per unit of x.
+
+    A y that is 0, negative or not finite has no logarithm. Such points raise a ValueError saying how many there
+    are (a 0 is usually an underflow, and silently leaving it out would bias the slope); `drop_nonpositive=True`
+    fits the rest instead and warns with the count.
+    """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = y > 0
+    keep = np.isfinite(y) & (y > 0)
+    bad = int((~keep).sum())
+    if bad:
+        message = f"fit_exponential: {bad} of {len(y)} y values are 0, negative or not finite (no logarithm)"
+        if not drop_nonpositive:
+            raise ValueError(message + "; pass drop_nonpositive=True to fit the others")
+        warnings.warn(message + "; they were left out of the fit", stacklevel=2)
+    if keep.sum() < 2:
+        raise ValueError(f"fit_exponential: needs at least 2 positive y values, got {int(keep.sum())}")
     b, log_a = np.polyfit(x[keep], np.log(y[keep]), 1)
     return float(np.exp(log_a)), float(b)
 
@@ -88,7 +102,7 @@ def log_lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel
         x, y = np.asarray(x, float), np.asarray(y, float)
         ax.plot(x, y, "o-", color=f"C{i}", ms=3, lw=1.2, label=label)
         if fit == "exp":
-            a, b = fit_exponential(x, y)
+            a, b = fit_exponential(x, y, drop_nonpositive=True)   # a plot still draws; the warning says what was left out
             ax.plot(x, a * np.exp(b * x), "--", color=f"C{i}", lw=1, label=f"fit: x{np.exp(b):.3f} per step")
         elif fit == "power":
             a, k = fit_power_law(x, y)

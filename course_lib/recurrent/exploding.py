@@ -82,3 +82,50 @@ def sgd_run(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
         losses.append(loss.item())
         norms.append(norm)
     return SGDRun(losses, norms)
+
+
+def effective_lr(run: SGDRun, lr: float, clip: float) -> float:
+    """The clipped run's average step multiplier: lr x the mean over its steps of min(1, clip / ||g||), the factor
+    by which clipping shortened each step (1 on a step it left alone). An unclipped run at this learning rate
+    takes steps of the same average scale, so it is the control for "clipping is just a smaller step"."""
+    norms = torch.tensor(run.grad_norms, dtype=torch.float64)
+    norms = norms[torch.isfinite(norms)]
+    if not len(norms):
+        raise ValueError("effective_lr: the run has no finite gradient norm")
+    return lr * torch.clamp(clip / norms, max=1.0).mean().item()
+
+
+class ClippingTest(NamedTuple):
+    unclipped: SGDRun            # (a) plain SGD at the given lr
+    clipped: SGDRun              # (b) the same, clipped at `threshold`
+    smaller_step: SGDRun         # (c) unclipped again, at `small_lr`
+    median_norm: float           # the median gradient norm of run (a): what an ordinary step looks like
+    threshold: float             # multiple x median_norm: clipping then acts on spikes only
+    small_lr: float              # effective_lr of run (b)
+    models: tuple                # the three trained models, in the order a, b, c
+
+
+def clipping_test(make_model: Callable[[], nn.Module], loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+                  get_batch: Callable[[int], Any], steps: int, lr: float, multiple: float = 5.0,
+                  device: torch.device | str = "cpu") -> ClippingTest:
+    """A fair test of gradient clipping: three runs from the same start (`make_model()` must return the same
+    weights on every call), on the same batches, for the same number of steps.
+
+    (a) unclipped at `lr`; (b) clipped at `multiple` x the median gradient norm of (a), so that the clip only
+    touches steps far above an ordinary one; (c) unclipped at (b)'s effective learning rate (`effective_lr`).
+    If (b) beats (a) but (c) does as well as (b), what helped was the shorter average step, not the clip.
+    """
+    if not multiple > 0:
+        raise ValueError(f"multiple={multiple!r}: expected a positive number")
+    models = [make_model() for _ in range(3)]
+    unclipped = sgd_run(models[0], loss_fn, get_batch, steps, lr, device=device)
+    norms = torch.tensor(unclipped.grad_norms, dtype=torch.float64)
+    norms = norms[torch.isfinite(norms)]
+    if not len(norms):
+        raise ValueError("clipping_test: the unclipped run has no finite gradient norm")
+    median = norms.median().item()
+    threshold = multiple * median
+    clipped = sgd_run(models[1], loss_fn, get_batch, steps, lr, clip=threshold, device=device)
+    small_lr = effective_lr(clipped, lr, threshold)
+    smaller = sgd_run(models[2], loss_fn, get_batch, steps, small_lr, device=device)
+    return ClippingTest(unclipped, clipped, smaller, median, threshold, small_lr, tuple(models))

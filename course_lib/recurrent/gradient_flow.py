@@ -17,6 +17,9 @@ def gradient_by_distance(embed: nn.Module, cell: nn.Module, head: nn.Module, x: 
                          loss_fn) -> torch.Tensor:
     """Mean over the batch of ||dL/d(input at t)||, returned indexed by distance from the end (0 = last step).
 
+    The norms are taken in float64 (and returned as float64): a float32 norm squares its entries first, so a
+    gradient whose entries are below about 1e-23 would come out as exactly 0 although the entries are not.
+
     embed: token ids -> vectors; cell: an RNNCell or LSTMCell; head: maps the final hidden state to logits;
     loss_fn(logits) -> scalar loss computed at the final step only.
     """
@@ -24,5 +27,5 @@ def gradient_by_distance(embed: nn.Module, cell: nn.Module, head: nn.Module, x: 
     _, state = unroll(cell, inputs)
     loss = loss_fn(head(hidden_of(state)))
     (grad,) = torch.autograd.grad(loss, inputs)
-    per_step = grad.norm(dim=-1).mean(dim=0)        # (time,)
+    per_step = grad.double().norm(dim=-1).mean(dim=0)        # (time,), float64: no underflow of the squares
     return per_step.flip(0).detach()

@@ -152,7 +152,9 @@ class CharLM(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Continue `prompt` (1-D ids) by `steps` tokens, sampling at `temperature`.
 
-        Re-reads the whole text each step: simple and correct; the KV cache of lesson 06 is the fast way.
+        Re-reads the (last 256 tokens of the) text each step: simple and correct, but wasteful. A recurrent net
+        can do better: keep the hidden state and feed only the new token, O(1) work per token however long the
+        text, which is the one real advantage RNNs keep over Transformers (whose KV cache, lesson 06, still grows).
         """
         if temperature <= 0:
             raise ValueError("temperature must be > 0 (use argmax for greedy decoding)")
