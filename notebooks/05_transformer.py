@@ -525,9 +525,9 @@ claims.check("transformer_chain_does_not_grow_with_length",
 # four), so an attention LSTM of the same width would be slower still.
 #
 # How large the gap is depends on the machine: the recurrent model's many small steps are limited by overhead,
-# the Transformer's big products by arithmetic, and laptops, servers and GPUs balance those differently (on a
-# GPU, the gap is usually much larger). So the speed is recorded as this machine's measurement; the claim that
-# must hold everywhere is the count above.
+# the Transformer's big products by arithmetic, and laptops, servers and GPUs balance those differently (a GPU
+# speeds up big products far more than a chain of small steps, so expect the gap to widen there). So the speed is
+# recorded as this machine's measurement; the claim that must hold everywhere is the count above.
 
 # %%
 def sync():
@@ -829,9 +829,10 @@ claims.check("translation_heads_specialise", best >= 0.5, required_at="never", b
 # %% [markdown]
 # What the numbers say about our model: training made every head *sharper* than at its random start (the
 # entropies fell), and the cross-attention heads sharpened most, into the word-to-word alignments of the
-# heatmap above. But a division of labour is hard to find. On the course's lesson runs (this seed and two
-# others) no encoder head put even half its weight on any one role, and the heads of a layer look much alike.
-# Two layers of four heads, trained for a few minutes on short sentences, have not needed to specialise.
+# heatmap above. But a division of labour is hard to find: compare the most specialised head's share, printed
+# above, with the claim's bar of one half. On the course's recorded lesson runs (three seeds, docs/EVIDENCE.md)
+# no encoder head reached it, and the heads of a layer look much alike. Two layers of four heads, trained for a
+# few minutes on short sentences, have had no need to specialise.
 #
 # Does a model that has read far more text do better? Lesson 07, once BERT and pretraining have been introduced,
 # runs this same measurement on a pretrained encoder (claim `pretrained_heads_specialise`).
