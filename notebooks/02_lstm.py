@@ -80,11 +80,10 @@ import torch.nn.functional as F
 
 from course_lib.core import Trainer, count_parameters, diagrams, interactive, load_shakespeare, plots, train_val_split
 from course_lib.harness.lesson import Lesson
-from course_lib.recipes import CharLMRecipe, DelayRecipe
+from course_lib.recipes import CharLMRecipe, DelayRecipe, train_recall
 from course_lib.recurrent import (CharLM, LSTMCell, RNNCell, RecurrentConfig, copy_cell_into_torch, delayed_recall,
                                   gradient_by_distance, set_forget_bias, unroll)
-from course_lib.recurrent.recall import (Arm, lstm_cell_of, make_recall_model, memory_probe, recall_arms,
-                                         train_recall)
+from course_lib.recurrent.recall import Arm, lstm_cell_of, make_recall_model, memory_probe, recall_arms
 from course_lib.text import CharTokenizer, batches_by_step, evaluate_lm, lm_loss, window_batch
 from IPython.display import Markdown, display
 
@@ -187,7 +186,7 @@ trained = {}                                    # (arm, delay, run seed) -> (mod
 
 
 def run(arm, delay, run_seed):
-    """Train one arm once (train_recall lives in course_lib.recurrent.recall); the second race reuses the first's runs."""
+    """Train one arm once (train_recall lives in course_lib.recipes.recurrent); the second race reuses the first's runs."""
     if (arm, delay, run_seed) not in trained:
         trained[arm, delay, run_seed] = train_recall(arm, delay, seed + run_seed, recipe, device)
     return trained[arm, delay, run_seed]

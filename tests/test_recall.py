@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib.recipes import DelayRecipe
+from course_lib.recipes import DelayRecipe, train_recall
 from course_lib.recurrent.recall import (Arm, fit_linear_probe, make_recall_model, memory_probe, memory_trace,
-                                         probe_accuracy, recall_accuracy, recall_arms, train_recall)
+                                         probe_accuracy, recall_accuracy, recall_arms)
 from course_lib.recurrent.synthetic import delayed_recall
 
 

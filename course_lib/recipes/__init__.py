@@ -6,5 +6,5 @@ from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe, CircuitR
 from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
 from .instruct import (SFTRecipe, ChatRecipe)
 from .reasoning import (FormatRecipe, RLVRRecipe, GlimpseRecipe)
-from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe, ExplodingRecipe)
+from .recurrent import (Recipe, CharLMRecipe, NamesRecipe, DelayRecipe, ExplodingRecipe, train_recall)
 from .translation import (Seq2SeqRecipe, ReversalRecipe, TransformerRecipe)

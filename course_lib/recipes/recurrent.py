@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
+
 from ..core.presets import Presets
-from ..core.train import TrainConfig
+from ..core.train import Trainer, TrainConfig
+from ..recurrent.recall import Arm, full_lengths, make_recall_model, recall_accuracy
+from ..recurrent.synthetic import delayed_recall
 
 
 @dataclass
@@ -97,3 +102,25 @@ class ExplodingRecipe(Presets):
         "lesson": dict(),
         "gpu": dict(steps=1000),
     }
+
+
+def train_recall(arm: Arm, delay: int, run_seed: int, recipe, device="cpu", hidden: int | None = None):
+    """Train `arm` on delayed recall at `delay` with `recipe` (a DelayRecipe: steps, batch, lr, eval_size).
+
+    Returns (model, accuracy on recipe.eval_size held-out sequences). `hidden` defaults to the recipe's size for
+    the cell (recipe.rnn_hidden or recipe.lstm_hidden: about the same number of parameters).
+    """
+    torch.manual_seed(run_seed)
+    hidden = hidden or (recipe.lstm_hidden if arm.cell == "lstm" else recipe.rnn_hidden)
+    model = make_recall_model(arm, hidden)
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return F.cross_entropy(m(x, full_lengths(x)), y)
+
+    def get_batch(step):
+        return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(run_seed * 100_003 + step))
+
+    Trainer(model, loss_fn, get_batch, recipe.train_config(), device=device,
+            name=f"{arm.label} T={delay}").fit()
+    return model, recall_accuracy(model, delay, recipe.eval_size, device=device)

@@ -4,8 +4,8 @@
   recurrent matrix left at PyTorch's default, made orthogonal (tanh units, every singular value 1), or made
   the identity with ReLU units (IRNN, Le, Jaitly and Hinton 2015). Both cells have a knob that starts them
   out remembering; a fair race turns both.
-* `make_recall_model` / `train_recall`: build an arm and train it on `delayed_recall` (one definition, used by
-  the notebook and by the multi-seed scripts that replay it).
+* `make_recall_model`: build an arm (course_lib.recipes.recurrent.train_recall trains it on `delayed_recall`:
+  training runs live with the recipes, never in a model wing).
 * `memory_trace`: what the model carries at every step of a sequence: the LSTM's cell state c_t, the RNN's h_t.
 * `probe_accuracy`: fit a multinomial logistic regression on one set of sequences and score it on held-out
   ones, at every step: can the remembered symbol be read back, linearly, out of the memory?
@@ -85,30 +85,6 @@ def recall_accuracy(model: nn.Module, delay: int, n: int, seed: int = 999, devic
     acc = (model(x.to(device), full_lengths(x)).argmax(-1).cpu() == y).float().mean().item()
     model.train(was)
     return acc
-
-
-def train_recall(arm: Arm, delay: int, run_seed: int, recipe, device="cpu", hidden: int | None = None):
-    """Train `arm` on delayed recall at `delay` with `recipe` (a DelayRecipe: steps, batch, lr, eval_size).
-
-    Returns (model, accuracy on recipe.eval_size held-out sequences). `hidden` defaults to the recipe's size for
-    the cell (recipe.rnn_hidden or recipe.lstm_hidden: about the same number of parameters).
-    """
-    from ..core.train import Trainer
-
-    torch.manual_seed(run_seed)
-    hidden = hidden or (recipe.lstm_hidden if arm.cell == "lstm" else recipe.rnn_hidden)
-    model = make_recall_model(arm, hidden)
-
-    def loss_fn(m, batch):
-        x, y = batch
-        return F.cross_entropy(m(x, full_lengths(x)), y)
-
-    def get_batch(step):
-        return delayed_recall(recipe.batch, delay, generator=torch.Generator().manual_seed(run_seed * 100_003 + step))
-
-    Trainer(model, loss_fn, get_batch, recipe.train_config(), device=device,
-            name=f"{arm.label} T={delay}").fit()
-    return model, recall_accuracy(model, delay, recipe.eval_size, device=device)
 
 
 def lstm_cell_of(model: SequenceClassifier) -> LSTMCell:
