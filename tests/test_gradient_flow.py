@@ -45,7 +45,7 @@ def test_fit_exponential_does_not_drop_zeros_silently():
     with pytest.warns(UserWarning, match="3 of 10"):
         _, b = fit_exponential(x, y, drop_nonpositive=True)
     assert np.exp(b) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="at least 2"), pytest.warns(UserWarning, match="10 of 10"):
         fit_exponential(x, np.zeros(10), drop_nonpositive=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")         # clean data: no warning
