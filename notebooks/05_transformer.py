@@ -63,6 +63,17 @@
 # notes (values) answer their question best, and updates their own notes from them, all at the same moment.
 # Several parallel conversations on different topics are the heads; another round of the meeting is the next
 # layer; the seat numbers are the positional encoding (without them, the table cannot tell who spoke first).
+#
+# **How this lesson is laid out.** It is long, so it comes in two parts; read Part A in one sitting and
+# Part B in another if you like.
+#
+# | part | sections | what you do | what you can skip on a first read |
+# |---|---|---|---|
+# | **A · Build** | 1–5 | write attention, masks, multi-head attention, positions and the layers, each checked against PyTorch's own module | the gradient comparison of pre- and post-norm at the end of 5 |
+# | **B · Prove** | 6–12 | train it beside lesson 04's attention GRU at equal steps, then measure parallel training, what the heads look at, why positions are needed, and the price of the square | the timing code of section 7 (the count of sequential steps beside it is the proof) |
+#
+# Part A ends with a Transformer you built and verified; nothing in it needs a trained model. Part B is where
+# the course's habit of proving each claim with a measured experiment, and a control, takes over.
 
 # %% tags=["parameters"]
 import os
@@ -108,6 +119,11 @@ from course_lib.translation import (Seq2Seq, Seq2SeqConfig, TranslationConfig, T
 
 lesson = Lesson("05_transformer", profile, seed)
 device, claims = lesson.device, lesson.claims
+
+# %% [markdown]
+# # Part A · Build a Transformer
+#
+# Sections 1–5: from one attention weight, computed by hand, to the encoder and decoder layers.
 
 # %% [markdown]
 # ## 1. Scaled dot-product attention, written out
@@ -432,6 +448,12 @@ display(Markdown(
     f"divide, and post-norm is nearly level too (top / bottom {growth['post-norm, PyTorch default']:.2f}). So the "
     f"imbalance comes from the arrangement *and* the size of what the sublayers add: it appears when their outputs "
     f"are comparable to the stream they join, as at Xavier initialisation, and pre-norm stays level either way."))
+
+# %% [markdown]
+# # Part B · Prove what it buys
+#
+# Sections 6–12: the Transformer of Part A against lesson 04's attention GRU at the same training steps, then each claim of the
+# *Why* above measured on its own, with the control that could overturn it.
 
 # %% [markdown]
 # ## 6. The data: the same eng-fra split as lessons 03 and 04
