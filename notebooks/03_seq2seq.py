@@ -654,31 +654,93 @@ for _ in range(50):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 2: the brevity penalty.** Precision alone rewards saying little: the one-word output "the"
-# has perfect unigram precision against almost any English reference. Write `brevity_penalty(hyp_len,
-# ref_len)` (total words of all hypotheses and of all references): 1 when the hypotheses are at least as
-# long as the references, `exp(1 - ref_len / hyp_len)` when shorter, and 0 when `hyp_len` is 0.
+# **Exercise 2: saying less (predict, then measure).** BLEU is the product of two parts: the geometric mean of the
+# four clipped n-gram precisions (exercise 1) and the *brevity penalty*, $\mathrm{BP} = e^{1 - r/c}$ when the
+# hypotheses' $c$ words in total are fewer than the references' $r$, and 1 otherwise. Precision alone would reward
+# saying little: a translation that stops after the words it is sure of loses no precision at all. Here you cut
+# every translation to its **first half** (the first ⌈n/2⌉ of its n words) and watch which part of the score moves.
+#
+# *First predict*, before running anything, two test BLEU scores:
+# `predicted_perfect_half_bleu` for a perfect system (the references themselves) cut to their first halves, and
+# `predicted_model_half_bleu` for this lesson's model (its full score, `report.bleu`, is printed above) cut the
+# same way. Will a perfect translation cut in half score about 50? Near 0, since most 4-word runs are gone? And
+# does the model lose as big a share of its score as the perfect system, or a smaller one?
+#
+# *Then measure*: write `first_half(sentences)`, which returns each word list's first ⌈n/2⌉ words, and
+# `bleu_parts(hypotheses, references)`, which returns `(bleu, precisions, bp)` from sacrebleu:
+# `sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]], tokenize="none",
+# force=True)` returns an object with `.score`, `.precisions` (the four n-gram precisions, in percent) and `.bp`.
+# Store `full = bleu_parts(report.hypotheses, report.references)`, `model_half` for the model's translations cut in
+# half and `perfect_half` for the references cut in half, both scored against the full references.
+#
+# *Why it matters*: BLEU has to punish a translation that leaves things out, and a translation that is wrong; this
+# shows which part of the formula does which job. Compare each part before and after the cut: which part fell,
+# which stayed level or even rose, and why?
 
 # %% nbgrader={"grade": false, "grade_id": "ex2_solution", "locked": false, "schema_version": 3, "solution": true}
 import math
 
+import sacrebleu
 
-def brevity_penalty(hyp_len: int, ref_len: int) -> float:
+
+def first_half(sentences: list[list[str]]) -> list[list[str]]:
     ### BEGIN SOLUTION
-    if hyp_len == 0:
-        return 0.0
-    return 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+    return [s[:(len(s) + 1) // 2] for s in sentences]
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-assert brevity_penalty(10, 10) == 1.0 and brevity_penalty(12, 10) == 1.0
-assert abs(brevity_penalty(5, 10) - math.exp(-1)) < 1e-12
+
+def bleu_parts(hypotheses: list[list[str]], references: list[list[str]]) -> tuple[float, list[float], float]:
+    ### BEGIN SOLUTION
+    score = sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]],
+                                  tokenize="none", force=True)
+    return score.score, list(score.precisions), score.bp
+    ### END SOLUTION
+
+
+### BEGIN SOLUTION
+predicted_perfect_half_bleu = 50.0     # my guesses, written down before running the next three lines
+predicted_model_half_bleu = report.bleu / 2
+full = bleu_parts(report.hypotheses, report.references)
+model_half = bleu_parts(first_half(report.hypotheses), report.references)
+perfect_half = bleu_parts(first_half(report.references), report.references)
+### END SOLUTION
+for name, (score, precisions, bp) in (("model, whole", full), ("model, first half", model_half),
+                                      ("references, first half", perfect_half)):
+    print(f"{name:24s} BLEU {score:6.2f} = BP {bp:.3f} x precisions {' '.join(f'{p:5.1f}' for p in precisions)} "
+          f"(geometric mean {100 * math.prod(p / 100 for p in precisions) ** 0.25:5.1f})")
+print(f"predicted: references cut {predicted_perfect_half_bleu:.1f}, model cut {predicted_model_half_bleu:.1f}")
+
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(predicted_perfect_half_bleu, (int, float)) and isinstance(predicted_model_half_bleu, (int, float)), \
+    "write your two predictions down as numbers first"
+assert first_half([["a", "b", "c"], ["a", "b"], ["a"], []]) == [["a", "b"], ["a"], ["a"], []]
 ### BEGIN HIDDEN TESTS
+from collections import Counter as _Counter
+
 from sacrebleu.metrics.bleu import BLEU as _BLEU
 
-assert brevity_penalty(0, 7) == 0.0
-for _hl, _rl in [(1, 2), (3, 3), (9, 4), (7, 20), (100, 101)]:
-    assert abs(brevity_penalty(_hl, _rl) - _BLEU.compute_bleu([1] * 4, [1] * 4, _hl, _rl).bp) < 1e-9
+_halves = [_h[:len(_h) - len(_h) // 2] for _h in report.hypotheses]
+_ref_halves = [_r[:len(_r) - len(_r) // 2] for _r in report.references]
+assert first_half(report.hypotheses) == _halves
+# each score recomputed from counts taken independently (exercise 1's clipping, by hand) and sacrebleu's formula
+for _hyps, _got in ((report.hypotheses, full), (_halves, model_half), (_ref_halves, perfect_half)):
+    _m, _t = [0] * 4, [0] * 4
+    for _h, _r in zip(_hyps, report.references):
+        for _n in range(1, 5):
+            _hc = _Counter(tuple(_h[i:i + _n]) for i in range(len(_h) - _n + 1))
+            _rc = _Counter(tuple(_r[i:i + _n]) for i in range(len(_r) - _n + 1))
+            _m[_n - 1] += sum(min(_c, _rc[_g]) for _g, _c in _hc.items())
+            _t[_n - 1] += max(len(_h) - _n + 1, 0)
+    _c, _r = sum(map(len, _hyps)), sum(map(len, report.references))
+    _want = _BLEU.compute_bleu(_m, _t, _c, _r, smooth_method="exp")   # corpus_bleu's default smoothing
+    _bp = 0.0 if _c == 0 else (1.0 if _c >= _r else math.exp(1 - _r / _c))
+    assert abs(_got[0] - _want.score) < 1e-6 and abs(_got[2] - _bp) < 1e-9
+    assert all(abs(_a - _b) < 1e-6 for _a, _b in zip(_got[1], _want.precisions))
+# sanity: cutting never lengthens; a perfect system cut in half keeps every precision and only pays the penalty,
+# which for outputs of at least half the reference length lies between exp(-1) and 1
+assert model_half[2] <= full[2] + 1e-12 and 0 <= model_half[0] <= 100
+assert all(abs(_p - 100) < 1e-9 for _p in perfect_half[1]) and abs(perfect_half[0] - 100 * perfect_half[2]) < 1e-6
+assert 100 * math.exp(-1) - 1e-6 <= perfect_half[0] < 100
 ### END HIDDEN TESTS
 
 # %% [markdown]
