@@ -4,8 +4,10 @@ import torch
 import torch.nn as nn
 
 from course_lib.recipes import DelayRecipe, train_recall
-from course_lib.recurrent.recall import (Arm, fit_linear_probe, make_recall_model, memory_probe, memory_trace,
-                                         probe_accuracy, recall_accuracy, recall_arms)
+from course_lib.recurrent.recall import (Arm, RNNLayerStep, fit_linear_probe, make_recall_model, memory_probe,
+                                         memory_trace, probe_accuracy, recall_accuracy, recall_arms,
+                                         recall_gradient_by_distance, step_cell_of)
+from course_lib.recurrent.rnn import unroll
 from course_lib.recurrent.synthetic import delayed_recall
 
 
@@ -83,3 +85,39 @@ def test_memory_probe_reads_an_open_belt_and_the_shuffled_control_does_not():
     assert min(accs) > 0.8
     shuffled = memory_probe(model, 6, steps=[0, 6], n_train=600, n_test=400, shuffle_labels=True)
     assert max(shuffled) < 0.125 + 0.08
+
+
+@pytest.mark.parametrize("arm", [Arm("lstm", 1.0), Arm("rnn"), Arm("rnn", recurrent="identity")], ids=lambda a: a.label)
+def test_step_cell_steps_the_fused_layer(arm):
+    torch.manual_seed(0)
+    model = make_recall_model(arm, 8)
+    if arm.recurrent == "identity":                 # make the ReLU matter: some pre-activations below zero
+        with torch.no_grad():
+            model.rnn.net.weight_hh_l0.add_(0.3 * torch.randn(8, 8))
+    emb = torch.randn(3, 6, model.cfg.embed)
+    assert torch.allclose(unroll(step_cell_of(model), emb)[0], model.rnn(emb), atol=1e-5)
+
+
+@pytest.mark.parametrize("arm", [Arm("lstm", 5.0), Arm("rnn"), Arm("rnn", recurrent="identity")], ids=lambda a: a.label)
+def test_recall_gradient_by_distance_matches_autograd_on_the_fused_model(arm):
+    torch.manual_seed(1)
+    model = make_recall_model(arm, 8)
+    delay = 5
+    got = recall_gradient_by_distance(model, delay, n=16, seed=3)
+    x, y = delayed_recall(16, delay, generator=torch.Generator().manual_seed(3))
+    emb = model.embed(x).detach().requires_grad_(True)
+    logits = model.head(model.rnn(emb)[:, -1])
+    (logits.gather(1, y[:, None])[:, 0] - logits.mean(1)).sum().backward()
+    want = emb.grad.double().norm(dim=-1).mean(0).flip(0)          # index 0 = the cue, delay + 1 = the symbol
+    assert got.shape == (delay + 2,) and torch.allclose(got, want, rtol=1e-4, atol=1e-12)
+
+
+def test_recall_gradient_by_distance_rejects_bad_input():
+    torch.manual_seed(0)
+    model = make_recall_model(Arm("rnn"), 4)
+    with pytest.raises(ValueError, match="delay"):
+        recall_gradient_by_distance(model, -1)
+    with pytest.raises(ValueError, match="n="):
+        recall_gradient_by_distance(model, 3, n=0)
+    with pytest.raises(ValueError, match="net"):
+        RNNLayerStep(nn.LSTM(2, 3))

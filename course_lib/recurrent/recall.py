@@ -9,6 +9,8 @@
 * `memory_trace`: what the model carries at every step of a sequence: the LSTM's cell state c_t, the RNN's h_t.
 * `probe_accuracy`: fit a multinomial logistic regression on one set of sequences and score it on held-out
   ones, at every step: can the remembered symbol be read back, linearly, out of the memory?
+* `recall_gradient_by_distance`: lesson 01's gradient-vs-distance curve on a recall model, where the one input
+  that matters sits at a known distance from the loss.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .exploding import set_recurrent_gain
+from .gradient_flow import gradient_by_distance
 from .lstm import LSTMCell, set_forget_bias
 from .rnn import RecurrentConfig, SequenceClassifier
 from .synthetic import delayed_recall, delayed_recall_vocab
@@ -95,6 +98,51 @@ def lstm_cell_of(model: SequenceClassifier) -> LSTMCell:
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(cell, name).copy_(getattr(net, f"{name}_l0"))
     return cell
+
+
+class RNNLayerStep(nn.Module):
+    """Layer 0 of a fused nn.RNN driven one token at a time, so `unroll` and `gradient_by_distance` can step it.
+
+    It calls the layer itself, so it keeps the layer's units (tanh, or ReLU in the IRNN) and its weights."""
+
+    def __init__(self, net: nn.RNN):
+        super().__init__()
+        if not isinstance(net, nn.RNN) or net.num_layers != 1:
+            raise ValueError(f"net: expected a one-layer nn.RNN, got {type(net).__name__}")
+        self.net, self.hidden_size = net, net.hidden_size
+
+    def initial_state(self, batch: int, device=None) -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        x = x[:, None] if self.net.batch_first else x[None]
+        return self.net(x, h[None].contiguous())[1][0]
+
+
+def step_cell_of(model: SequenceClassifier) -> nn.Module:
+    """A cell that steps the model's recurrent layer one token at a time: `lstm_cell_of` or `RNNLayerStep`."""
+    return lstm_cell_of(model) if model.cfg.cell == "lstm" else RNNLayerStep(model.rnn.net)
+
+
+def recall_gradient_by_distance(model: SequenceClassifier, delay: int, n: int = 256, seed: int = 11,
+                                n_symbols: int = 8) -> torch.Tensor:
+    """Mean over `n` fresh sequences of ||d score / d input_t||, indexed by distance from the cue: 0 = the cue,
+    1..delay = the distractors, delay + 1 = the symbol (float64, as `gradient_by_distance`).
+
+    The score is the right answer's logit minus the mean logit. Not the cross-entropy: a model sure of its
+    answer has a cross-entropy near 0 and so a gradient near 0 at every distance, which would measure its
+    confidence, not how far back the signal reaches. Minus the mean: a shift of every logit at once changes no
+    prediction, so it should not count as signal."""
+    if delay < 0 or n < 1:
+        raise ValueError(f"need delay >= 0 and n >= 1, got delay={delay}, n={n}")
+    device = model.embed.weight.device
+    x, y = delayed_recall(n, delay, n_symbols, generator=torch.Generator().manual_seed(seed))
+    x, y = x.to(device), y.to(device)
+
+    def score(logits):
+        return (logits.gather(1, y[:, None])[:, 0] - logits.mean(1)).sum()
+
+    return gradient_by_distance(model.embed, step_cell_of(model), model.head, x, score)
 
 
 @torch.no_grad()
