@@ -206,7 +206,8 @@ claims.check("sft_loss_falls", last < first, required_at="always", first=first, 
 # %% [markdown]
 # The curve usually sits on a plateau for a few hundred steps, then drops: first the model learns the
 # *shape* of an answer (short, then `<|end|>`), later the mechanism most tasks need: find the right part of
-# the line and copy it, character by character.
+# the line and copy it, character by character. That sudden drop is lesson 08's story again: copying what came
+# earlier in the context is the induction mechanism, and it tends to appear all at once rather than gradually.
 #
 # ## A6 · What did it learn?
 #
@@ -339,11 +340,77 @@ display(Markdown(
 # | feed-forward | GELU(x W₁) W₂ | SwiGLU: (silu(x W_g) ⊙ x W_u) W_d | a learned gate; better at equal size |
 # | attention | every head has its own keys and values | grouped-query: 9 query heads share 3 key/value heads | a 3× smaller KV cache |
 #
+# The two blocks side by side: the skeleton (norm → attention → add, norm → feed-forward → add) is the same;
+# the orange boxes are the pieces that changed.
+
+# %%
+from course_lib.core import diagrams
+
+_same, _new = "#4C72B0", "#DD8452"
+_nodes, _edges = {}, []
+for _x, _name, _pieces in ((0, "GPT-2 block", ["tokens + learned positions", "LayerNorm",
+                                                "attention\n(each head: own K, V)", "LayerNorm", "MLP (GELU)"]),
+                           (3.6, "Llama block (SmolLM2)", ["tokens only", "RMSNorm",
+                                                        "grouped-query attention\nRoPE rotates q, k",
+                                                        "RMSNorm", "SwiGLU feed-forward"])):
+    _k = _name.split()[0]
+    _changed = [_k == "Llama"] * 5
+    _nodes[f"{_k}_title"] = (_x, 8.2, _name)
+    _nodes[f"{_k}_in"] = (_x, 0, _pieces[0], _new if _changed[0] else _same)
+    _nodes[f"{_k}_n1"] = (_x, 1.3, _pieces[1], _new if _changed[1] else _same)
+    _nodes[f"{_k}_att"] = (_x, 2.7, _pieces[2], _new if _changed[2] else _same)
+    _nodes[f"{_k}_add1"] = (_x, 4.0, "+", "op")
+    _nodes[f"{_k}_n2"] = (_x, 5.0, _pieces[3], _new if _changed[3] else _same)
+    _nodes[f"{_k}_mlp"] = (_x, 6.1, _pieces[4], _new if _changed[4] else _same)
+    _nodes[f"{_k}_add2"] = (_x, 7.2, "+", "op")
+    _edges += [(f"{_k}_in", f"{_k}_n1"), (f"{_k}_n1", f"{_k}_att"), (f"{_k}_att", f"{_k}_add1"),
+               (f"{_k}_add1", f"{_k}_n2"), (f"{_k}_n2", f"{_k}_mlp"), (f"{_k}_mlp", f"{_k}_add2"),
+               (f"{_k}_in", f"{_k}_add1", None, -0.6), (f"{_k}_add1", f"{_k}_add2", None, -0.6)]
+diagrams.graph(_nodes, _edges, size=(8, 6.5),
+               title="One block, N times: GPT-2 (lesson 06) and Llama-style (SmolLM2)\n"
+                     "orange = changed; curved arrows = the residual path");
+
+# %% [markdown]
 # **RoPE**, the least obvious one, written out. Split each query (and key) vector into pairs of numbers, treat
 # each pair as a point in the plane and rotate it by the angle *position × frequency*, a different frequency
 # for each pair (fast ones for nearby detail, slow ones for long range). Rotating both q and k means their dot
 # product depends only on the *difference* of their positions: the relative distance, which is what attention
-# should care about.
+# should care about. Here is one pair of channels, drawn: the same query and key placed at positions (7, 3) and
+# at (107, 103). Each arrow has turned by a different amount, but the angle *between* them, and so their dot
+# product, is the same.
+
+# %%
+_freq = 0.35                                                   # radians per position, for one pair of channels
+_q0, _k0 = torch.tensor([1.0, 0.25]), torch.tensor([0.7, -0.45])
+
+
+def _turn(v, angle):
+    c, s_ = math.cos(angle), math.sin(angle)
+    return torch.tensor([c * v[0] - s_ * v[1], s_ * v[0] + c * v[1]])
+
+
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 4))
+for ax, (m_, n_) in zip(axes, [(7, 3), (107, 103)]):
+    qr, kr = _turn(_q0, m_ * _freq), _turn(_k0, n_ * _freq)
+    for v, col, lab in ((_q0, "tab:blue", "q before"), (_k0, "tab:orange", "k before")):
+        ax.annotate("", xy=(float(v[0]), float(v[1])), xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="->", color=col, alpha=0.3, lw=1.5, ls="--"))
+    for v, col, lab in ((qr, "tab:blue", f"q at {m_}"), (kr, "tab:orange", f"k at {n_}")):
+        ax.annotate("", xy=(float(v[0]), float(v[1])), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=col, lw=2))
+        ax.text(float(v[0]) * 1.35, float(v[1]) * 1.35, lab, color=col, ha="center", va="center", fontsize=10)
+    ax.add_patch(plt.Circle((0, 0), 1.03, fill=False, ls=":", color="gray"))
+    ax.set_xlim(-1.7, 1.7)
+    ax.set_ylim(-1.5, 1.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    between = math.degrees(math.atan2(float(qr[1]), float(qr[0])) - math.atan2(float(kr[1]), float(kr[0]))) % 360
+    ax.set_title(f"q at {m_}, k at {n_}: angle between {between:.0f}°, q·k = {float(qr @ kr):.3f}", fontsize=10)
+fig.suptitle(f"RoPE on one pair of channels: q turned by position × {_freq}, k likewise (faint: before turning)")
+plt.tight_layout(rect=(0, 0, 1, 0.93))
+plt.show()
+
+# %% [markdown]
+# The code is short:
 
 # %%
 from course_lib.gpt import llama as L
@@ -405,65 +472,13 @@ print({k: len(v) for k, v in types.items()}, "e.g.", {k: v[0] for k, v in types.
 
 # %% [markdown]
 # Three tensor types: norms stay in 32-bit floats (`F32`), the token embedding is 8-bit (`Q8_0`), every other
-# matrix is 4-bit (`Q4_1`). Both quantized types cut a row into **blocks of 32 weights**; each block stores one
-# fp16 **scale** *d* and, for Q4_1, one fp16 **minimum** *m*, then one small integer *q* per weight:
-#
-# * Q8_0: 2 + 32 bytes per block, weight = *d* · *q* with *q* a signed byte (−128 … 127);
-# * Q4_1: 2 + 2 + 16 bytes per block, weight = *d* · *q* + *m* with *q* in 0 … 15, two per byte (weights 0–15
-#   in the low halves of the 16 bytes, weights 16–31 in the high halves).
-#
-# So each block is a little ruler with evenly spaced marks, and every weight is rounded to the nearest mark:
-# Q4_1's 16 marks run from the block's own minimum to its maximum; Q8_0 is *symmetric*, 255 marks from −absmax
-# to +absmax (d = absmax / 127), with no minimum stored. Here is one Q4_1 block taken apart by hand:
-
-# %%
-attn_q = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
-block = bytes(attn_q.data[0, :20])                          # the first 20-byte block of row 0
-d = float(torch.tensor(list(block[0:2]), dtype=torch.uint8).view(torch.float16))
-m_min = float(torch.tensor(list(block[2:4]), dtype=torch.uint8).view(torch.float16))
-qs = [b & 0x0F for b in block[4:]] + [b >> 4 for b in block[4:]]
-by_hand = [d * q_ + m_min for q_ in qs]
-reference = gguf.quants.dequantize(attn_q.data[:1, :20], attn_q.tensor_type)[0]
-print(f"d = {d:.6f}, m = {m_min:.6f}, q = {qs[:12]} ...")
-print("by hand:", [round(v, 4) for v in by_hand[:6]], "... gguf:", [round(float(v), 4) for v in reference[:6]])
-block_ok = max(abs(a - float(b)) for a, b in zip(by_hand, reference)) < 1e-6
-
-# %%
-dq_ok = True
-for t in reader.tensors[:12]:
-    if t.tensor_type.name in ("Q4_1", "Q8_0"):
-        ref = torch.from_numpy(gguf.quants.dequantize(t.data, t.tensor_type))
-        dq_ok &= torch.equal(G.dequantize(t).reshape(ref.shape), ref)
-print("course_lib's dequantization equals gguf's, bit for bit:", dq_ok)
-claims.check("dequantization_matches_gguf", block_ok and dq_ok, required_at="always");
-
-# %% [markdown]
-# What does rounding cost? The file holds only the rounded weights, so we measure it on stand-ins: a random
-# matrix with the same spread as the real embedding (trained weights are roughly bell-shaped), quantized with each
-# scheme, and the real 8-bit embedding quantized once more to 4 bits. Error is the root-mean-square change,
-# relative to the weights' own size.
-
-# %%
-embedding = G.dequantize(next(t for t in reader.tensors if t.name == "token_embd.weight"))[:4096].numpy()
-stand_in = (torch.randn(embedding.shape, generator=torch.Generator().manual_seed(seed)) * float(embedding.std())).numpy()
-
-
-def round_trip_error(w, kind):
-    qt = gguf.GGMLQuantizationType[kind]
-    back = gguf.quants.dequantize(gguf.quants.quantize(w, qt), qt)
-    return float(((back - w) ** 2).mean() ** 0.5 / (w ** 2).mean() ** 0.5)
-
-
-round_trip = {"random, Q8_0": round_trip_error(stand_in, "Q8_0"), "random, Q4_1": round_trip_error(stand_in, "Q4_1"),
-              "embedding 8 -> 4 bits": round_trip_error(embedding, "Q4_1")}
-n_weights = sum(int(math.prod(t.shape)) for t in reader.tensors)
-file_bytes = gguf_path.stat().st_size
-print(f"{n_weights / 1e6:.1f} M weights: file {file_bytes / 2**20:.0f} MiB ({8 * file_bytes / n_weights:.2f} bits per "
-      f"weight) vs {4 * n_weights / 2**20:.0f} MiB in fp32")
-print("relative RMS error of a quantize/dequantize round trip:", {k: f"{v:.2%}" for k, v in round_trip.items()})
-claims.check("quantization_memory_and_error_reported", True, required_at="never", file_MiB=file_bytes / 2**20,
-             fp32_MiB=4 * n_weights / 2**20, bits_per_weight=8 * file_bytes / n_weights,
-             rel_rms_error=round_trip);
+# matrix is 4-bit (`Q4_1`). The idea fits in a sentence: each row of weights is cut into blocks of 32, and a block
+# stores one 16-bit scale (for Q4_1 also a 16-bit minimum) and a small whole number per weight, which is
+# multiplied back by the scale when the model runs. Think of measuring with a short ruler that has only 16 marks
+# but is re-laid for every block. `course_lib.gpt.gguf_model` turns those blocks back into ordinary floats.
+# How the bytes are laid out, one block taken apart by hand, and what the rounding costs are in the
+# **appendix** at the end of the lesson, for the curious. What matters here is that the loader reads them
+# right, and the next section shows how easily a loader can be wrong without anything crashing.
 
 # %% [markdown]
 # ## B3 · The trap: two ways to pair RoPE's channels
@@ -596,7 +611,10 @@ for question in (demo_questions if chat_recipe.real_model else []):
 
 # %% [markdown]
 # Read those answers the way you would read a stranger's: some are right, some are wrong, and the tone is the
-# same either way.
+# same either way. Look hard at the arithmetic and the translation: a 135 M model often gets such questions
+# wrong with total assurance. Arithmetic has an answer a program can check, which is the opening for two ideas
+# this course meets next: handing the sum to a tool (a calculator), and training on rewards that check the
+# answer (lesson 11).
 #
 # **Memory across turns.** The model has no memory of its own: each turn, the *whole conversation so far* is
 # rendered through the template and fed back in, so whatever fits in the context window can be remembered.
@@ -657,7 +675,9 @@ for n in names[:3]:
 # The verdicts come from pattern matching, so every answer is printed beside its verdict: check a few.
 #
 # **An analogy.** A student who must hand in an answer to every exam question, with no marks lost for guessing
-# and none given for "I don't know", learns to guess in the voice of someone who knows.
+# and none given for "I don't know", learns to guess in the voice of someone who knows. (That is the argument
+# of Kalai et al., 2025, *Why Language Models Hallucinate*: benchmarks that score only right answers reward
+# guessing.)
 
 # %%
 probe = I.FACT_PROBE if chat_recipe.real_model else I.FACT_PROBE[:1] + I.FACT_PROBE[-1:]
@@ -677,7 +697,10 @@ claims.check("hallucination_probe_reported", True, required_at="never",
 
 # %% [markdown]
 # Read the table for the pattern rather than the score: the wrong answers and the invented ones come in the same
-# assured tone as the right ones, often with extra detail that makes them more convincing. Nothing in
+# assured tone as the right ones, often with extra detail that makes them more convincing. The pattern matching
+# is also generous: an answer that names the right thing and then adds a false claim about it ("also known
+# as ...", "the largest ...") is still scored right, so the true count of clean answers is lower; read the
+# answers, not only the verdicts. Nothing in
 # next-token training rewards "I don't know" (the training text rarely says it), and instruction tuning on
 # demonstrations that always answer teaches the model to always answer. Larger models know more facts, so they
 # are wrong less often, but the habit is the same; what helps is training that rewards honest uncertainty
@@ -850,6 +873,73 @@ display(Markdown(
 # * **A confident voice is not a correct one.** SmolLM2 sounds sure of itself whether or not it is right;
 #   nothing in next-token training rewards saying "I don't know".
 
+# %% [markdown]
+# ## Appendix (optional): inside a quantized block
+#
+# Nothing in the lesson depends on this section; it is here for readers who want to see the bytes. (Exercise 3
+# builds on it.)
+#
+# The file has three tensor types: norms in 32-bit floats (`F32`), the token embedding in 8 bits (`Q8_0`), every
+# other matrix in 4 bits (`Q4_1`). Both quantized types cut a row into **blocks of 32 weights**; each block stores one
+# fp16 **scale** *d* and, for Q4_1, one fp16 **minimum** *m*, then one small integer *q* per weight:
+#
+# * Q8_0: 2 + 32 bytes per block, weight = *d* · *q* with *q* a signed byte (−128 … 127);
+# * Q4_1: 2 + 2 + 16 bytes per block, weight = *d* · *q* + *m* with *q* in 0 … 15, two per byte (weights 0–15
+#   in the low halves of the 16 bytes, weights 16–31 in the high halves).
+#
+# So each block is a little ruler with evenly spaced marks, and every weight is rounded to the nearest mark:
+# Q4_1's 16 marks run from the block's own minimum to its maximum; Q8_0 is *symmetric*, 255 marks from −absmax
+# to +absmax (d = absmax / 127), with no minimum stored. Here is one Q4_1 block taken apart by hand:
+
+# %%
+attn_q = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
+block = bytes(attn_q.data[0, :20])                          # the first 20-byte block of row 0
+d = float(torch.tensor(list(block[0:2]), dtype=torch.uint8).view(torch.float16))
+m_min = float(torch.tensor(list(block[2:4]), dtype=torch.uint8).view(torch.float16))
+qs = [b & 0x0F for b in block[4:]] + [b >> 4 for b in block[4:]]
+by_hand = [d * q_ + m_min for q_ in qs]
+reference = gguf.quants.dequantize(attn_q.data[:1, :20], attn_q.tensor_type)[0]
+print(f"d = {d:.6f}, m = {m_min:.6f}, q = {qs[:12]} ...")
+print("by hand:", [round(v, 4) for v in by_hand[:6]], "... gguf:", [round(float(v), 4) for v in reference[:6]])
+block_ok = max(abs(a - float(b)) for a, b in zip(by_hand, reference)) < 1e-6
+
+# %%
+dq_ok = True
+for t in reader.tensors[:12]:
+    if t.tensor_type.name in ("Q4_1", "Q8_0"):
+        ref = torch.from_numpy(gguf.quants.dequantize(t.data, t.tensor_type))
+        dq_ok &= torch.equal(G.dequantize(t).reshape(ref.shape), ref)
+print("course_lib's dequantization equals gguf's, bit for bit:", dq_ok)
+claims.check("dequantization_matches_gguf", block_ok and dq_ok, required_at="always");
+
+# %% [markdown]
+# What does rounding cost? The file holds only the rounded weights, so we measure it on stand-ins: a random
+# matrix with the same spread as the real embedding (trained weights are roughly bell-shaped), quantized with each
+# scheme, and the real 8-bit embedding quantized once more to 4 bits. Error is the root-mean-square change,
+# relative to the weights' own size.
+
+# %%
+embedding = G.dequantize(next(t for t in reader.tensors if t.name == "token_embd.weight"))[:4096].numpy()
+stand_in = (torch.randn(embedding.shape, generator=torch.Generator().manual_seed(seed)) * float(embedding.std())).numpy()
+
+
+def round_trip_error(w, kind):
+    qt = gguf.GGMLQuantizationType[kind]
+    back = gguf.quants.dequantize(gguf.quants.quantize(w, qt), qt)
+    return float(((back - w) ** 2).mean() ** 0.5 / (w ** 2).mean() ** 0.5)
+
+
+round_trip = {"random, Q8_0": round_trip_error(stand_in, "Q8_0"), "random, Q4_1": round_trip_error(stand_in, "Q4_1"),
+              "embedding 8 -> 4 bits": round_trip_error(embedding, "Q4_1")}
+n_weights = sum(int(math.prod(t.shape)) for t in reader.tensors)
+file_bytes = gguf_path.stat().st_size
+print(f"{n_weights / 1e6:.1f} M weights: file {file_bytes / 2**20:.0f} MiB ({8 * file_bytes / n_weights:.2f} bits per "
+      f"weight) vs {4 * n_weights / 2**20:.0f} MiB in fp32")
+print("relative RMS error of a quantize/dequantize round trip:", {k: f"{v:.2%}" for k, v in round_trip.items()})
+claims.check("quantization_memory_and_error_reported", True, required_at="never", file_MiB=file_bytes / 2**20,
+             fp32_MiB=4 * n_weights / 2**20, bits_per_weight=8 * file_bytes / n_weights,
+             rel_rms_error=round_trip);
+
 # %%
 # Timings are measurements of this machine: reported, never required.
 claims.check("timings_reported", True, required_at="never", sft_seconds=sft_history.seconds,
@@ -860,31 +950,41 @@ lesson.finish()
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (RoPE, 2 points).** Write `rope(x, positions, theta)` in the *rotate-half* layout: for a
-# head of size d, channel i (i < d/2) and channel i + d/2 form a pair, rotated by the angle
-# `positions * theta ** (-2i / d)`. `x` has shape `(..., T, d)`, `positions` shape `(T,)`.
+# **Exercise 1 (the other RoPE layout, 2 points).** Section B3 showed RoPE in two layouts. Write
+# `rope_interleaved(x, positions, theta)` in the *neighbour* layout of the RoPE paper and llama.cpp: channels
+# 2i and 2i + 1 form pair i, rotated by the angle `positions * theta ** (-2i / d)`. `x` has shape `(..., T, d)`,
+# `positions` shape `(T,)`. Before you run the tests, predict: a model whose query and key rows were shuffled
+# the way llama.cpp's converter shuffles them (`G.permute_rope_rows`), run with *your* layout, gives which
+# attention scores, compared with the original rows run with `my_rope`? The hidden test checks your answer.
 
 # %% nbgrader={"grade": false, "grade_id": "ex1_rope", "locked": false, "schema_version": 3, "solution": true}
-def rope(x, positions, theta=10000.0):
+def rope_interleaved(x, positions, theta=10000.0):
     ### BEGIN SOLUTION
     d = x.shape[-1]
     angle = positions.float()[:, None] * theta ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)[None, :]
-    x1, x2 = x[..., : d // 2], x[..., d // 2:]
-    return torch.cat([x1 * angle.cos() - x2 * angle.sin(), x1 * angle.sin() + x2 * angle.cos()], dim=-1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack([x1 * angle.cos() - x2 * angle.sin(), x1 * angle.sin() + x2 * angle.cos()], dim=-1)
+    return out.flatten(-2)
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _x = torch.randn(2, 5, 8)
-assert rope(_x, torch.arange(5)).shape == _x.shape
-assert torch.allclose(rope(_x, torch.zeros(5, dtype=torch.long)), _x)        # position 0: no rotation
+assert rope_interleaved(_x, torch.arange(5)).shape == _x.shape
+assert torch.allclose(rope_interleaved(_x, torch.zeros(5, dtype=torch.long)), _x)        # position 0: no rotation
+assert torch.allclose(rope_interleaved(torch.tensor([[1.0, 0.0]]), torch.tensor([1])),     # d = 2: one pair,
+                      torch.tensor([[math.cos(1.0), math.sin(1.0)]]), atol=1e-6)           # turned by 1 radian
 ### BEGIN HIDDEN TESTS
+from course_lib.gpt.gguf_model import permute_rope_rows
 from course_lib.gpt.llama import apply_rope, rope_cos_sin
 
 for _d, _theta in ((8, 10000.0), (64, 100000.0)):
-    _x = torch.randn(3, 7, _d)
-    _c, _s = rope_cos_sin(torch.arange(3, 10), _d, _theta)
-    assert torch.allclose(rope(_x, torch.arange(3, 10), _theta), apply_rope(_x, _c, _s), atol=1e-5)
+    _W, _h, _pos = torch.randn(_d, 16), torch.randn(7, 16), torch.arange(3, 10)
+    _c, _s = rope_cos_sin(_pos, _d, _theta)
+    _half = apply_rope(_h @ _W.T, _c, _s)                                     # rotate-half rows and layout
+    _inter = rope_interleaved(_h @ permute_rope_rows(_W, 1).T, _pos, _theta)  # shuffled rows, neighbour layout
+    assert torch.allclose(_inter, permute_rope_rows(_half.T, 1).T, atol=1e-5)  # the same channels, renumbered
+    assert torch.allclose(_inter @ _inter.T, _half @ _half.T, atol=1e-3)     # so the same attention scores
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -916,8 +1016,8 @@ for _ in range(20):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 3 (one Q8_0 block, 2 points).** A Q8_0 block is 34 bytes: a little-endian fp16 scale d, then 32
-# signed bytes q. Write `dequantize_q8_0_block(block: bytes) -> list[float]` returning the 32 weights d · q.
+# **Exercise 3 (one Q8_0 block, 2 points; the appendix shows the layout).** A Q8_0 block is 34 bytes: a
+# little-endian fp16 scale d, then 32 signed bytes q. Write `dequantize_q8_0_block(block: bytes) -> list[float]` returning the 32 weights d · q.
 # (Hint: `struct.unpack("<e", ...)` reads an fp16; `struct.unpack("<32b", ...)` 32 signed bytes.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex3_q8", "locked": false, "schema_version": 3, "solution": true}
