@@ -640,8 +640,13 @@ same_steps = (f"For the same number of steps, BPE {'comes out ahead' if bpe_bpc 
 if eq["bpc"] < char_bpc:
     control = (f"The control keeps that story: read the *same* text as the character model, in {eq['steps']} steps "
                f"instead of {steps} ({eq['flop'] / results['char']['flop']:.0%} of its compute), BPE still scores "
-               f"{eq['bpc']:.2f}. So BPE did not win only by reading more: ready-made pieces of words, and a window "
-               f"that reaches further back, make each character of text teach the model more.")
+               f"{eq['bpc']:.2f}. So BPE did not win only by reading more. "
+               + ("And since one BPE run used less compute than the character model and the other more, and both "
+                  "beat it, BPE is ahead at equal compute too (read between the two orange points in the right panel). "
+                  if eq["flop"] < results["char"]["flop"] < results["BPE-512"]["flop"] and bpe_bpc < char_bpc else "")
+               + f"*Why* each character of text teaches the BPE model more, this run does not settle: its window "
+               f"reaches about twice as far back, and each prediction is a whole piece of a word; a character model "
+               f"with a {round(window_chars)}-character window would separate the two.")
 else:
     control = (f"The control changes the story: read the *same* text as the character model, in {eq['steps']} steps "
                f"instead of {steps} ({eq['flop'] / results['char']['flop']:.0%} of its compute), BPE scores "
