@@ -6,7 +6,7 @@ import torch
 
 from course_lib import emergence as em
 from course_lib.emergence.attention_only import AttnOnlyConfig, AttnOnlyTransformer
-from course_lib.recipes.emergence import FewShotRecipe, InductionRecipe, LMFamilyRecipe
+from course_lib.recipes.emergence import AdditionFamilyRecipe, FewShotRecipe, InductionRecipe, LMFamilyRecipe
 from course_lib.gpt.generation import generate
 from course_lib.gpt.model import GPT, GPTConfig
 from course_lib.core.runtime import PROFILES
@@ -199,6 +199,33 @@ def test_few_shot_batches_draw_a_fresh_mapping_per_sequence():
     assert torch.equal(again.x, em.few_shot_batch(5, generator=torch.Generator().manual_seed(9)).x)
 
 
+def test_few_shot_batches_with_more_classes_than_labels():
+    b = em.few_shot_batch(300, n_pairs=16, n_items=32, n_labels=2, n_way=8, generator=torch.Generator().manual_seed(1))
+    sizes = []
+    for i in range(300):
+        pairs = dict()
+        for item, label in zip(b.items[i].tolist(), b.labels[i].tolist()):
+            assert pairs.setdefault(item, label) == label                    # still consistent inside a sequence
+        assert len(pairs) <= 8 and set(pairs.values()) <= {0, 1}
+        sizes.append(len(pairs))
+    assert max(sizes) > 2 and b.seen.float().mean() > 0.3                  # many bindings, and they recur
+    with pytest.raises(ValueError, match="n_way"):
+        em.few_shot_batch(2, n_items=4, n_labels=2, n_way=5)
+
+
+def test_few_shot_batches_take_turns_over_n_way():
+    get = em.few_shot_batches(64, seed=3, n_pairs=16, n_items=32, n_labels=2, n_way=(2, 8))
+    classes = lambda x: max(len(set(row[0::2].tolist())) for row in x)
+    assert classes(get(0)[0]) == 2 and classes(get(2)[0]) == 2 and classes(get(1)[0]) > 2
+    one = em.few_shot_batch(64, n_pairs=16, n_items=32, n_labels=2, n_way=8,
+                            generator=torch.Generator().manual_seed(3 * 1_000_003 + 1))
+    assert torch.equal(get(1)[0], one.x)
+    assert torch.equal(em.few_shot_batches(64, seed=3, n_way=4)(5)[0],
+                       em.few_shot_batch(64, n_way=4, generator=torch.Generator().manual_seed(3 * 1_000_003 + 5)).x)
+    with pytest.raises(ValueError, match="n_way"):
+        em.few_shot_batches(4, n_way=())
+
+
 def test_few_shot_accuracy_and_the_lookup_rule():
     b = em.few_shot_batch(200, n_pairs=6, n_items=10, n_labels=2, n_way=2, generator=torch.Generator().manual_seed(0))
 
@@ -218,6 +245,14 @@ def test_few_shot_accuracy_and_the_lookup_rule():
     acc = em.few_shot_accuracy(Oracle(), b, n_items=10, n_labels=2)
     assert acc["seen"] == 1.0 and acc["by_k"][0] == (b.labels[:, 0] == 0).float().mean()
     assert torch.allclose(acc["lookup"], b.seen.float().mean(0) + (~b.seen).float().mean(0) / 2)
+    hits = total = 0                    # the no-binding control, by hand: the label shown most often so far
+    for i in range(200):
+        for k in range(6):
+            if b.seen[i, k]:
+                before = b.labels[i, :k].tolist()
+                hits += int(max(range(2), key=lambda lab: (before.count(lab), -lab)) == b.labels[i, k])
+                total += 1
+    assert acc["majority_seen"] == pytest.approx(hits / total)
 
 
 # ---- in-context learning score -------------------------------------------------------------------------
@@ -285,6 +320,23 @@ def test_word_completion_exact_match_equals_greedy_decoding():
         assert c.predicted_exact == pytest.approx(sum(c.char_accuracy ** len(a) for _, a in items) / 30)
 
 
+def test_answer_correct_is_greedy_decoding_position_by_position():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=6, block_size=16, n_layer=1, n_head=1, n_embd=8)).eval()
+    with torch.no_grad():
+        model.wte.weight.mul_(30)
+    prompts = torch.randint(6, (40, 5), generator=torch.Generator().manual_seed(1))
+    greedy = generate(model, prompts, 4, temperature=0).tokens          # (40, 9): prompt + greedy answer
+    rows = greedy.clone()
+    rows[::2, 6] = (rows[::2, 6] + 1) % 6                                # every other row: a wrong 2nd answer token
+    table = em.answer_correct(model, rows, prompt_len=5, batch=7)
+    assert table.shape == (40, 4)
+    assert table[1::2].all() and not table[::2, 1].any() and table[::2, 0].all()
+    assert (table.all(1) == torch.tensor([i % 2 == 1 for i in range(40)])).all()
+    with pytest.raises(ValueError, match="prompt_len"):
+        em.answer_correct(model, rows, prompt_len=9)
+
+
 # ---- recipes -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", [InductionRecipe, FewShotRecipe, LMFamilyRecipe])
@@ -292,6 +344,15 @@ def test_every_recipe_has_every_profile_and_counts_steps_not_seconds(cls):
     for profile in PROFILES:
         r = cls.preset(profile)
         assert r.train_config().max_seconds is None and r.train_config().steps == r.steps > 0
+
+
+def test_addition_family_counts_steps_and_grows():
+    for profile in PROFILES:
+        r = AdditionFamilyRecipe.preset(profile)
+        cfgs = [r.format_recipe(w) for w in r.widths]
+        assert all(c.train_config().max_seconds is None and c.train_config().steps == r.steps > 0 for c in cfgs)
+        assert r.widths == sorted(set(r.widths)) and all(w % r.n_head == 0 for w in r.widths)
+        assert r.ratio_band[0] < 1 < r.ratio_band[1]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

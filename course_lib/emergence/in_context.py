@@ -87,18 +87,21 @@ def few_shot_batch(batch: int, n_pairs: int = 8, n_items: int = 32, n_labels: in
 
     Every sequence draws its own mapping item -> label, so the label of an item is knowable only from an
     earlier pair of the same sequence. `bursty` (Chan et al.'s "bursty" data): the items come from `n_way`
-    classes of this sequence, which get distinct labels, so each item recurs in its sequence; otherwise every
-    item is uniform over all `n_items` (a repeat is rare) and labels are independent draws.
+    classes of this sequence, so each item recurs in its sequence; the classes get distinct labels when
+    `n_way <= n_labels`, otherwise each class its own random label (8 classes, 2 labels: 8 bindings to hold,
+    each worth one bit). Not bursty: every item is uniform over all `n_items` (a repeat is rare) and labels are
+    independent draws.
     """
-    if bursty and not 1 <= n_way <= min(n_items, n_labels):
-        raise ValueError(f"bursty sequences need 1 <= n_way <= min(n_items, n_labels), got n_way={n_way}")
+    if bursty and not 1 <= n_way <= n_items:
+        raise ValueError(f"bursty sequences need 1 <= n_way <= n_items ({n_items}), got n_way={n_way}")
     items = torch.empty(batch, n_pairs, dtype=torch.long)
     labels = torch.empty(batch, n_pairs, dtype=torch.long)
     for b in range(batch):
         mapping = torch.randint(n_labels, (n_items,), generator=generator)     # a fresh mapping per sequence
         if bursty:
             classes = torch.randperm(n_items, generator=generator)[:n_way]
-            mapping[classes] = torch.randperm(n_labels, generator=generator)[:n_way]
+            if n_way <= n_labels:                                           # distinct labels
+                mapping[classes] = torch.randperm(n_labels, generator=generator)[:n_way]
             items[b] = classes[torch.randint(n_way, (n_pairs,), generator=generator)]
         else:
             items[b] = torch.randint(n_items, (n_pairs,), generator=generator)
@@ -111,9 +114,18 @@ def few_shot_batch(batch: int, n_pairs: int = 8, n_items: int = 32, n_labels: in
 
 
 def few_shot_batches(batch: int, seed: int = 0, **task):
-    """`get_batch(step)` for the Trainer: (x, y) from `few_shot_batch`, seeded by (seed, step)."""
+    """`get_batch(step)` for the Trainer: (x, y) from `few_shot_batch`, seeded by (seed, step).
+
+    `n_way` may be a sequence: the batches take turns, step by step (n_way=(2, 4, 8): a 2-way batch, a 4-way,
+    an 8-way, a 2-way, ...)."""
+    ways = task.pop("n_way", 4)
+    ways = tuple(ways) if isinstance(ways, (tuple, list)) else (ways,)
+    if not ways:
+        raise ValueError("n_way must be an int or a non-empty sequence of ints")
+
     def get_batch(step: int):
-        b = few_shot_batch(batch, generator=torch.Generator().manual_seed(seed * 1_000_003 + step), **task)
+        b = few_shot_batch(batch, generator=torch.Generator().manual_seed(seed * 1_000_003 + step),
+                           n_way=ways[step % len(ways)], **task)
         return b.x, b.y
     return get_batch
 
@@ -123,7 +135,9 @@ def few_shot_accuracy(model, batch: FewShotBatch, n_items: int, n_labels: int) -
     """Accuracy at each pair k = 0 .. K-1 (after k examples), choosing among the label tokens only.
 
     Returns "by_k" (K,), "seen" (items shown before), "unseen" and "lookup": the accuracy of the rule
-    "copy the label if the item was shown, else guess", by position (what reading the context is worth).
+    "copy the label if the item was shown, else guess", by position (what reading the context is worth);
+    "majority_seen": on items shown before, the accuracy of the rule "say the label shown most often so far in
+    this sequence" (ties: the lowest label id), which reads the context but binds no label to any item.
     """
     was_training = model.training
     model.eval()
@@ -132,7 +146,10 @@ def few_shot_accuracy(model, batch: FewShotBatch, n_items: int, n_labels: int) -
     model.train(was_training)
     correct = (logits.argmax(-1) == batch.labels).float()
     seen = batch.seen
+    counts = F.one_hot(batch.labels, n_labels).cumsum(1) - F.one_hot(batch.labels, n_labels)   # labels before k
+    majority = (counts.argmax(-1) == batch.labels)
     return {"by_k": correct.mean(0),
+            "majority_seen": float(majority[seen].float().mean()) if seen.any() else float("nan"),
             "seen": float(correct[seen].mean()) if seen.any() else float("nan"),
             "unseen": float(correct[~seen].mean()) if (~seen).any() else float("nan"),
             "lookup": (seen.float() + (~seen).float() / n_labels).mean(0)}

@@ -2,7 +2,7 @@
 Models never import these; lessons and training loops do.
 """
 from .bert import (BertRecipe)
-from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe, CircuitRecipe)
+from .emergence import (InductionRecipe, FewShotRecipe, LMFamilyRecipe, AdditionFamilyRecipe, CircuitRecipe)
 from .gpt import (GPTRecipe, LessonGPTRecipe, BabyGPTRecipe, ScalingRecipe, checkpoint_path)
 from .instruct import (SFTRecipe, ChatRecipe)
 from .reasoning import (FormatRecipe, RLVRRecipe, GlimpseRecipe)

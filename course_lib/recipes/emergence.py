@@ -13,6 +13,7 @@ from ..core.presets import Presets
 from ..core.train import TrainConfig
 from ..emergence.attention_only import AttnOnlyConfig
 from ..gpt.model import GPTConfig
+from .reasoning import FormatRecipe
 
 
 @dataclass
@@ -59,11 +60,12 @@ class InductionRecipe(Presets):
 
 @dataclass
 class FewShotRecipe(Presets):
-    """Few-shot classification learned in context (Chan et al. 2022): Transformer vs LSTM, same budget."""
-    n_pairs: int = 8              # (item, label) pairs per sequence; the model answers after each item
+    """Few-shot classification learned in context (Chan et al. 2022): Transformer vs LSTM, same budget, at several
+    numbers of item-label bindings per sequence (`ways`): a fresh pair of models for each."""
+    n_pairs: int = 16             # (item, label) pairs per sequence; the model answers after each item
     n_items: int = 32
     n_labels: int = 2
-    n_way: int = 2                # bursty sequences: items from 2 classes, a fresh label for each
+    ways: tuple[int, ...] = (2, 4, 8)   # bursty sequences: items from n_way classes (bindings to hold at once)
     d_model: int = 64             # the attention-only Transformer of section 2
     heads: tuple[int, ...] = (2, 1)
     lstm_embed: int = 32          # lesson 02's LSTM language model, sized to about the same parameters
@@ -73,6 +75,9 @@ class FewShotRecipe(Presets):
     lr: float = 1e-3
     eval_every: int = 250
     eval_size: int = 1000
+    min_gap_growth: float = 0.1   # the claim: Transformer-minus-LSTM gap rises at every n_way, by this much in all
+    at_no_binding: float = 0.03   # a model this close to the no-binding rule has learned no binding
+    above_no_binding: float = 0.1  # ... and this far above it has
     compare_bursty: bool = True   # also train the Transformer on non-bursty sequences
 
     PRESETS = {
@@ -85,9 +90,10 @@ class FewShotRecipe(Presets):
     def vocab(self) -> int:
         return self.n_items + self.n_labels
 
-    def task(self, bursty: bool = True) -> dict:
+    def task(self, bursty: bool = True, n_way: int | None = None) -> dict:
+        """The task's settings at `n_way` bindings (default: the first of `ways`)."""
         return {"n_pairs": self.n_pairs, "n_items": self.n_items, "n_labels": self.n_labels,
-                "n_way": self.n_way, "bursty": bursty}
+                "n_way": self.ways[0] if n_way is None else n_way, "bursty": bursty}
 
     def transformer_config(self) -> AttnOnlyConfig:
         return AttnOnlyConfig(vocab_size=self.vocab, block_size=2 * self.n_pairs, d_model=self.d_model,
@@ -100,10 +106,10 @@ class FewShotRecipe(Presets):
 
 @dataclass
 class LMFamilyRecipe(Presets):
-    """Character GPTs of growing width on tiny Shakespeare, every one with the same steps and batches (lesson
-    06's scaling experiment, at a budget this lesson can afford): the largest is the in-context-learning subject
-    when lesson 06's own model is not in build/, and all of them are scored on completing words."""
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    """Section 1's character GPT on tiny Shakespeare (lesson 06's recipe, at a budget this lesson can afford): the
+    in-context-learning subject when lesson 06's own model is not in build/. (Section 5's family is
+    `AdditionFamilyRecipe`.)"""
+    width: int = 128
     n_layer: int = 2
     n_head: int = 4               # 2 for widths under 32
     block: int = 64
@@ -115,32 +121,57 @@ class LMFamilyRecipe(Presets):
     max_val_loss_06: float = 2.0  # ... and good enough (a smoke run's checkpoint is not)
     icl_windows: int = 256        # random validation windows for the loss-by-position curve
     repeat_len: int = 60          # the random string repeated twice (at most half the window)
-    words: int = 1000             # held-out words to complete
-    min_word: int = 7
-    given: int = 3                # letters shown
-    context: int = 40             # characters of text before the word
-    check_greedy: int = 100       # words completed by actual greedy decoding, to check the identity
 
     PRESETS = {
-        "smoke": dict(widths=[8, 16], n_layer=1, batch=8, steps=20, warmup=5, use_lesson_06=False,
-                      icl_windows=32, repeat_len=20, words=100, check_greedy=10),
+        "smoke": dict(width=16, n_layer=1, batch=8, steps=20, warmup=5, use_lesson_06=False, icl_windows=32,
+                      repeat_len=20),
         "lesson": dict(),
-        "gpu": dict(widths=[32, 64, 128, 256, 512], n_layer=4, block=128, batch=64, steps=3000, lr=1e-3,
-                    warmup=100, words=4000, check_greedy=400),
+        "gpu": dict(width=512, n_layer=4, block=128, batch=64, steps=3000, lr=1e-3, warmup=100),
     }
 
-    @property
-    def max_word(self) -> int:
-        """The longest word whose prompt and answer fit in the window."""
-        return self.block - self.context + 1
-
-    def model_config(self, width: int, vocab_size: int) -> GPTConfig:
+    def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, block_size=self.block, n_layer=self.n_layer,
-                         n_head=self.n_head if width >= 32 else 2, n_embd=width, bias=False)
+                         n_head=self.n_head if self.width >= 32 else 2, n_embd=self.width, bias=False)
 
     def train_config(self, **overrides) -> TrainConfig:
         return TrainConfig(**{"steps": self.steps, "lr": self.lr, "min_lr": self.lr / 10, "warmup": self.warmup,
                               "betas": (0.9, 0.99), "weight_decay": 0.1, **overrides})
+
+
+@dataclass
+class AdditionFamilyRecipe(Presets):
+    """Section 5's family: GPTs of growing width, every one trained with the same steps and batches on 3-digit
+    addition written column by column (lesson 11's scratchpad format, `478+365=3c1,4c1,8c0>843$`), then scored
+    on held-out problems by a smooth ruler (per-character accuracy) and a sharp one (exact match)."""
+    widths: list[int] = field(default_factory=lambda: [8, 16, 24, 32, 48, 64])
+    fmt: str = "scratchpad"
+    n_layer: int = 3
+    n_head: int = 4
+    train_problems: int = 20_000
+    test_problems: int = 2000     # held out; binomial standard error of a rate of 0.1: 0.0067
+    steps: int = 600
+    batch: int = 64
+    lr: float = 3e-3
+    warmup: int = 50
+    flat: float = 0.05            # exact match "still about zero" below this
+    min_climb: float = 0.1        # per-character accuracy must climb at least this much while exact match is flat
+    steep: float = 0.5            # the largest model must reach this exact match: the steep part of the curve
+    min_predicted: float = 0.1    # the formula is compared with exact match only where it predicts at least this,
+    ratio_band: tuple[float, float] = (0.8, 1.25)   # ... and must land within a factor 1.25 of it (3 standard errors)
+    check_greedy: int = 200       # problems also completed by real greedy decoding, to check the identity
+
+    PRESETS = {
+        "smoke": dict(widths=[8, 16], n_layer=2, train_problems=2000, test_problems=200, steps=30, warmup=5,
+                      check_greedy=20),
+        "lesson": dict(),
+        "gpu": dict(widths=[8, 12, 16, 20, 24, 28, 32, 48, 64, 96], steps=1500, test_problems=5000),
+    }
+
+    def format_recipe(self, width: int) -> FormatRecipe:
+        """Lesson 11's recipe at this width and this family's budget (`train_format` reads it)."""
+        return FormatRecipe(n_layer=self.n_layer, n_head=self.n_head, n_embd=width, train_problems=self.train_problems,
+                            val_problems=1, test_problems=1, seeds=1, steps=self.steps, batch=self.batch, lr=self.lr,
+                            warmup=self.warmup, eval_every=self.steps)
 
 
 @dataclass
