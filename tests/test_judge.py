@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_lib.rlhf.judge import JudgeConfig, SentimentJudge, words
 
@@ -64,3 +65,52 @@ def test_sst2_judge_reaches_80_percent_and_reads_shakespeare_sensibly():
     happy, grim = j.score(["O, I do love thee, sweet and gentle friend, my joy.",
                            "Villain, thou shalt die a foul and bloody death."]).tolist()
     assert happy > 2 and grim < 0
+
+
+# ---- the second judge: log-likelihood under an independent language model ----------------------------------
+
+class _ByteTokenizer:
+    def __init__(self, bos_id=None):
+        self.bos_id = bos_id
+
+    def encode(self, text, specials=True):
+        return [1 + (b % 200) for b in text.encode()]
+
+
+def _tiny_llama():
+    from course_lib.gpt.llama import Llama, LlamaConfig
+    torch.manual_seed(0)
+    return Llama(LlamaConfig.preset("tiny")).eval()
+
+
+def test_language_model_judge_sums_token_logprobs_and_pads_without_leaking():
+    from course_lib.rlhf.judge import LanguageModelJudge
+    model = _tiny_llama()
+    judge = LanguageModelJudge(model, _ByteTokenizer(bos_id=0), batch=3)
+    texts = ["thou art", "a much longer line of text, padded in its batch", "ok", "the same words", "x y"]
+    batched = judge.score(texts)
+    for text, got in zip(texts, batched.tolist()):
+        ids = torch.tensor([[0] + _ByteTokenizer().encode(text)])
+        with torch.no_grad():
+            want = F.log_softmax(model(ids[:, :-1]), -1).gather(-1, ids[:, 1:, None]).sum().item()
+        assert got == pytest.approx(want, abs=1e-4)        # the same alone as inside a padded batch
+    assert batched.shape == (5,) and (batched < 0).all()
+
+
+def test_language_model_judge_scores_the_first_token_only_with_a_bos():
+    from course_lib.rlhf.judge import LanguageModelJudge
+    model = _tiny_llama()
+    with_bos = LanguageModelJudge(model, _ByteTokenizer(bos_id=0)).score(["abc"]).item()
+    without = LanguageModelJudge(model, _ByteTokenizer(bos_id=None)).score(["abc"]).item()
+    assert with_bos < without < 0          # one more (negative) log-probability term with the BOS
+
+
+def test_language_model_judge_refuses_bad_input():
+    from course_lib.rlhf.judge import LanguageModelJudge
+    judge = LanguageModelJudge(_tiny_llama(), _ByteTokenizer(bos_id=None))
+    with pytest.raises(ValueError, match="list of texts"):
+        judge.score("thou")
+    with pytest.raises(ValueError, match="fewer than 2 tokens"):
+        judge.score(["ok", "a"])
+    with pytest.raises(ValueError, match="batch"):
+        LanguageModelJudge(_tiny_llama(), _ByteTokenizer(), batch=0)

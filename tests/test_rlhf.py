@@ -132,6 +132,36 @@ def test_evaluator_scores_the_reference_against_itself_as_a_coin_flip():
     assert m["kl"] == 0.0 and m["win"] == 0.5 and m["gold"] == pytest.approx(ev.ref_gold.mean().item())
 
 
+def test_evaluator_measures_kl_from_another_reference_when_asked():
+    tok = CharTokenizer.fit(TEXT)
+    ref = frozen_copy(tiny_gpt(vocab=len(tok)))
+    other = frozen_copy(tiny_gpt(vocab=len(tok), seed=1))
+    judge = SentimentJudge(["good"], torch.tensor([1.0]), 0.0, known_words=TEXT.lower().split())
+    ev = Evaluator(ref, make_prompts(TEXT, tok, 16, 6, seed=0), 10, judge, tok.decode, seed=5)
+    seq = ev.sample(other)
+    assert ev.sequence_kl(other, seq, ref=other).abs().max().item() == 0.0
+    P = 6
+    want = exact_kl(other(seq[:, :-1])[:, P - 1:], ref(seq[:, :-1])[:, P - 1:]).sum(1)
+    assert torch.allclose(ev.sequence_kl(other, seq), want) and (want > 0).all()
+
+
+def test_best_of_n_counts_repeated_answers_by_brute_force():
+    tok = CharTokenizer.fit(TEXT)
+    ref = frozen_copy(tiny_gpt(vocab=len(tok)))
+    judge = SentimentJudge(["good"], torch.tensor([1.0]), 0.0, known_words=TEXT.lower().split())
+    # one-character answers from a ~30-letter alphabet: among 8 draws for a prompt, repeats are common
+    ev = Evaluator(ref, make_prompts(TEXT, tok, 12, 6, seed=0), 1, judge, tok.decode, seed=5)
+    last_char = type("LastChar", (), {"score": staticmethod(lambda seq: seq[:, -1].float())})()
+    rows = ev.best_of_n(last_char, [1, 2, 8])
+    gen = torch.Generator().manual_seed(ev.seed + 1)
+    draws = torch.stack([sample_responses(ref, ev.prompts, 1, gen) for _ in range(8)])[:, :, -1]
+    for row in rows:
+        n = row["n"]
+        assert row["repeated_answers"] == sum(n - len(set(draws[:n, b].tolist())) for b in range(12))
+        assert row["kl"] == best_of_n_kl(n)
+    assert rows[0]["repeated_answers"] == 0 and rows[-1]["repeated_answers"] > 0
+
+
 def test_pretrained_policy_loads_a_good_checkpoint_and_skips_a_bad_one(tmp_build):
     tok = CharTokenizer.fit(TEXT)
     cfg = RLHFConfig.preset("smoke", pretrain_steps=2, prompt_len=4, response_len=8)

@@ -12,6 +12,10 @@ so we build a stand-in we can read line by line, and we never train the policy a
   rewards text no person would call good, and the reward-hacking experiment would have nothing to show.
 
 Every term is a sum of per-word numbers, so `explain(text)` can show where a score comes from.
+
+`LanguageModelJudge` is a second, independent opinion: how likely a language model that was trained elsewhere
+(lesson 10 uses SmolLM2-135M) finds a text. It knows nothing of our sentiment judge, so a policy that has learnt
+to please one judge is not automatically pleasing the other.
 """
 from __future__ import annotations
 
@@ -161,3 +165,49 @@ def _gather_bags(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor
     offsets = lengths.cumsum(0) - lengths
     within = torch.arange(int(lengths.sum())) - offsets.repeat_interleave(lengths)
     return flat[starts.repeat_interleave(lengths) + within], offsets
+
+
+class LanguageModelJudge:
+    """A second judge: the log-likelihood (nats) of each whole text under a causal language model.
+
+    `model(ids) -> logits` on (B, T) token ids (e.g. `course_lib.gpt.llama.Llama`); `tokenizer.encode(text,
+    specials=False)` gives the ids and `tokenizer.bos_id` (if not None) is put in front, so that the first
+    token is scored too. Texts are batched with right padding; a causal model never looks at padding after a
+    position, and padded positions are masked out of the sum. A higher score means "more like the text the
+    model was trained on": fluency, not quality, and language models are known to like repetition.
+    """
+
+    def __init__(self, model, tokenizer, batch: int = 32):
+        if batch < 1:
+            raise ValueError(f"batch={batch}: expected at least 1")
+        self.model, self.tokenizer, self.batch = model, tokenizer, batch
+
+    def encode(self, text: str) -> list[int]:
+        bos = getattr(self.tokenizer, "bos_id", None)
+        return ([bos] if bos is not None else []) + list(self.tokenizer.encode(text, specials=False))
+
+    @torch.no_grad()
+    def score(self, texts: Sequence[str]) -> torch.Tensor:
+        """Total log-likelihood of each text in nats (float32, shape (len(texts),), on the CPU)."""
+        if isinstance(texts, str):
+            raise ValueError("score() takes a list of texts, got a single string: wrap it in a list")
+        ids = [self.encode(t) for t in texts]
+        if any(len(i) < 2 for i in ids):
+            bad = next(k for k, i in enumerate(ids) if len(i) < 2)
+            raise ValueError(f"texts[{bad}]={texts[bad]!r} gives fewer than 2 tokens (with the BOS): nothing to score")
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(ids), self.batch):
+            rows = ids[start:start + self.batch]
+            width = max(map(len, rows))
+            x = torch.zeros(len(rows), width, dtype=torch.long)
+            mask = torch.zeros(len(rows), width - 1)
+            for k, r in enumerate(rows):
+                x[k, :len(r)] = torch.tensor(r)
+                mask[k, :len(r) - 1] = 1
+            x = x.to(device)
+            logp = torch.log_softmax(self.model(x[:, :-1]).float(), -1).gather(-1, x[:, 1:, None]).squeeze(-1)
+            out.append((logp.cpu() * mask).sum(1))
+        return torch.cat(out) if out else torch.zeros(0)
+
+    __call__ = score

@@ -46,12 +46,14 @@ class RLHFConfig(Presets):
     sft_steps: int = 100
     sft_batch: int = 32
     sft_lr: float = 1e-4
+    # held-out prompts (the first ones of eval_prompts) that the second judge, SmolLM2-135M, reads
+    second_judge_prompts: int = 128
 
     PRESETS = {
         "smoke": dict(prompt_len=8, response_len=24, eval_prompts=64, pretrain_model="nano",
-                      pretrain_steps=60, pretrain_batch=16, sft_steps=5, sft_batch=16),
+                      pretrain_steps=60, pretrain_batch=16, sft_steps=5, sft_batch=16, second_judge_prompts=16),
         "lesson": dict(),
-        "gpu": dict(eval_prompts=1024, pretrain_steps=3000, pretrain_batch=64),
+        "gpu": dict(eval_prompts=1024, pretrain_steps=3000, pretrain_batch=64, second_judge_prompts=512),
     }
 
     def sft_config(self) -> TrainConfig:
@@ -180,7 +182,8 @@ def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
 
 
 def best_of_n_kl(n: int) -> float:
-    """KL(best-of-n || pi) = log n - (n - 1)/n nats, for any reward without ties (Stiennon et al. 2020)."""
+    """log n - (n - 1)/n nats: the usual formula for KL(best-of-n || pi) (Stiennon et al. 2020), which is an
+    upper bound (Beirami et al. 2024), reached when no single answer carries noticeable probability (no ties)."""
     if n < 1:
         raise ValueError(f"n={n}: expected n >= 1")
     return math.log(n) - (n - 1) / n
@@ -244,9 +247,11 @@ class Evaluator:
         return check_rewards(self.judge.score(self.texts(seq)), "judge's score")
 
     @torch.no_grad()
-    def sequence_kl(self, policy: GPT, seq: torch.Tensor) -> torch.Tensor:
-        P = self.prompts.shape[1]
-        kl = [exact_kl(policy(s[:, :-1])[:, P - 1:], self.ref(s[:, :-1])[:, P - 1:]).sum(1) for s in seq.split(256)]
+    def sequence_kl(self, policy: GPT, seq: torch.Tensor, ref: GPT | None = None) -> torch.Tensor:
+        """KL(policy || ref) per response, summed exactly over its sampled positions; `ref` defaults to the
+        evaluator's reference (pass another model, e.g. the SFT model, to measure the distance from it)."""
+        P, ref = self.prompts.shape[1], ref if ref is not None else self.ref
+        kl = [exact_kl(policy(s[:, :-1])[:, P - 1:], ref(s[:, :-1])[:, P - 1:]).sum(1) for s in seq.split(256)]
         return torch.cat(kl)
 
     @torch.no_grad()
@@ -269,15 +274,20 @@ class Evaluator:
     @torch.no_grad()
     def best_of_n(self, reward_model, ns: Sequence[int]) -> list[dict[str, float]]:
         """Best-of-n with the reward model: for each held-out prompt draw max(ns) reference samples and keep
-        the one the RM likes best among the first n. No training at all; KL = log n - (n-1)/n exactly."""
+        the one the RM likes best among the first n. No training at all. "kl" is the bound log n - (n-1)/n
+        (`best_of_n_kl`), not a measurement; "repeated_answers" counts, over all prompts, answers among the
+        first n that repeat an earlier answer to the same prompt: the bound is tight when that is 0."""
         n_max, B = max(ns), len(self.prompts)
         gen = torch.Generator().manual_seed(self.seed + 1)
         seqs = torch.stack([sample_responses(self.ref, self.prompts, self.response_len, gen) for _ in range(n_max)])
         proxy = reward_model.score(seqs.flatten(0, 1)).view(n_max, B).cpu()
         rows = []
+        answers = [[tuple(seqs[i, b].tolist()) for i in range(n_max)] for b in range(B)]
         for n in ns:
             best = proxy[:n].argmax(0)
-            rows.append({"n": n, **self.metrics(seqs[best, torch.arange(B)], best_of_n_kl(n))})
+            repeats = sum(n - len(set(a[:n])) for a in answers)
+            rows.append({"n": n, **self.metrics(seqs[best, torch.arange(B)], best_of_n_kl(n)),
+                         "repeated_answers": repeats})
         return rows
 
 
