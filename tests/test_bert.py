@@ -221,8 +221,13 @@ def test_probe_fits_only_the_classifier_and_accuracy_reads_it():
 @pytest.mark.parametrize("profile", ["smoke", "lesson", "gpu"])
 def test_recipes_fit_their_models(profile):
     r = BertRecipe.preset(profile)
-    assert len(r.label_budgets) == len(r.finetune_steps) and list(r.label_budgets) == sorted(r.label_budgets)
-    assert len(r.transfer_budgets) == len(r.transfer_steps) == len(set(r.transfer_budgets)) >= 2
-    assert list(r.transfer_budgets) == sorted(r.transfer_budgets) and r.transfer_config(7).steps == 7
+    assert len(r.label_budgets) >= 2 and list(r.label_budgets) == sorted(set(r.label_budgets))
+    assert r.transfer_budgets and list(r.transfer_budgets) == sorted(set(r.transfer_budgets))
+    assert r.transfer_budgets[0] == r.label_budgets[0]         # both models' few-label rows have the same labels
+    cfg = r.finetune_config(lr=1e-4)
+    # early stopping: scored every stop_every steps, patience a whole number of scorings, best weights kept
+    assert cfg.steps == r.finetune_max_steps and cfg.lr == 1e-4 and cfg.keep_best == "stop_error"
+    assert cfg.eval_every == r.stop_every and r.patience % r.stop_every == 0 and r.patience < r.finetune_max_steps
+    assert r.finetune_config(7).steps == 7 and r.finetune_config().lr == r.finetune_lr
     assert r.block <= BertConfig.preset(profile).max_len and r.max_sentence <= BertConfig.preset(profile).max_len
     assert r.pretrain_config().steps == r.pretrain_steps and r.minilm_config(lr=1e-3).lr == 1e-3
