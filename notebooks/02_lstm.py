@@ -574,15 +574,15 @@ plt.show()
 models = [(arm, s, acc) for arm in ARMS for s, acc in zip(recipe.arm_seeds, arm_acc[arm])]
 recalls = [reach[arm, s, "trained"] for arm, s, acc in models if acc >= 0.9]
 forgets = [reach[arm, s, "trained"] for arm, s, acc in models if acc <= chance + 0.1]
-recall_median = float(np.median(recalls)) if recalls else None
+recall_least = min(recalls) if recalls else None              # the recalling model with the least signal
 forget_median = float(np.median(forgets)) if forgets else None
-separates = bool(recalls and forgets and forget_median * 100 <= recall_median)
+separates = bool(recalls and forgets and forget_median * 100 <= recall_least)
 # Reported. Fails if no trained model of the second race recalls (>= 90%) or none is near chance (<= chance + 10
-# points), or if the models near chance get at least a hundredth of the recalling models' signal from the symbol
-# (medians of gradient at the symbol / at the cue): then the signal reaches the symbol and training does not use
-# it, and the vanishing gradient does not explain those failures.
+# points), or if the median model near chance gets at least a hundredth of the signal from the symbol (gradient
+# at the symbol / at the cue) that the least of the recalling models gets: then the signal reaches the symbol and
+# training does not use it, and the vanishing gradient does not explain those failures.
 claims.check("forgetting_models_get_no_gradient_from_the_symbol", separates, required_at="never",
-             delay=recipe.arm_delay, recall_median=recall_median, forget_median=forget_median,
+             delay=recipe.arm_delay, recall_least=recall_least, forget_median=forget_median,
              n_recall=len(recalls), n_forget=len(forgets),
              median_at_initialisation={a.label: median_reach(a, "at initialisation") for a in ARMS},
              median_trained={a.label: median_reach(a, "trained") for a in ARMS},
@@ -597,29 +597,41 @@ start_orders = bool(good_arms and bad_arms) and (
     > max(median_reach(a, "at initialisation") for a in bad_arms))
 text = [f"**Reading the gradients** (this run, T = {recipe.arm_delay}, {len(recipe.arm_seeds)} seeds per arm). "]
 if recalls and forgets:
-    text.append(f"Trained models that recall ({len(recalls)} of {len(models)}) get a median {recall_median:.1e} of the "
-                f"cue's gradient from the symbol; the models near chance ({len(forgets)}) get {forget_median:.1e}. ")
-    text.append("So in the models that fail, the learning signal still dies out before the one input that matters: "
-                "here the falling curve is the signal failing to travel, not a model that learned not to listen."
+    text.append(f"Every trained model that recalls ({len(recalls)} of {len(models)}) gets at least {recall_least:.1e} "
+                f"of the cue's gradient from the symbol; the median model near chance ({len(forgets)} of them) gets "
+                f"{forget_median:.1e}. ")
+    text.append("So in the models that fail, the learning signal still dies out before the one input that matters. "
+                "On its own that could also be a model that never learned to listen (a model at chance does not use "
+                "the symbol, whatever the reason); the measurement at initialisation, before any learning, separates "
+                "the two."
                 if separates else
                 "That is not a hundredfold gap: the models that fail do get a signal from the symbol, so their "
                 "failure is not the vanishing gradient alone; this run does not support the textbook story.")
     odd = [(a, s, acc) for a, s, acc in models
-           if acc <= chance + 0.1 and reach[a, s, "trained"] * 100 > recall_median]
+           if acc <= chance + 0.1 and reach[a, s, "trained"] * 100 > recall_least]
     if odd:
-        text.append(" Not every model fits the medians, though: " + "; ".join(
+        text.append(" Not every model near chance fits that median, though: " + "; ".join(
             f"{a.label} seed {s} scores {acc:.0%} and gets {reach[a, s, 'trained']:.1e} of the cue's gradient from "
             "the symbol" for a, s, acc in odd) + ". A model can stay at (or below) chance with the signal arriving; "
-                    "the claim rests on the medians, and the dots on the right show each model.")
+                    "the claim rests on the median, and the dots on the right show each model.")
 else:
     text.append("This run has no model that recalls, or none at chance, so it cannot compare the two.")
 if good_arms and bad_arms:
-    text.append(f" At initialisation, the arms that end up recalling ({', '.join(a.label for a in good_arms)}) "
+    text.append(f" At initialisation, the arms that end up recalling ({'; '.join(a.label for a in good_arms)}) "
                 + ("all start with more signal at the symbol than the arms whose mean stays below 50% "
-                   f"({', '.join(a.label for a in bad_arms)}): the start predicts the finish."
+                   f"({'; '.join(a.label for a in bad_arms)}): the start predicts the finish. The arms that fail got "
+                   f"at most {max(median_reach(a, 'at initialisation') for a in bad_arms):.0e} of the cue's signal "
+                   "from the symbol before training took a single step, so gradient descent had (almost) nothing to "
+                   "learn the memory from: that is the vanishing gradient at work, not a lesson the model learned."
                    if start_orders else
                    f"do not all start with more signal at the symbol than the arms whose mean stays below 50% "
-                   f"({', '.join(a.label for a in bad_arms)}): on this run the start does not predict the finish."))
+                   f"({'; '.join(a.label for a in bad_arms)}): on this run the start does not predict the finish."))
+irnn = Arm("rnn", recurrent="identity")
+if median_reach(irnn, "trained") > 1:
+    text.append(f" One more thing the figure shows: the trained IRNN's signal *grows* on the way back (a median "
+                f"{median_reach(irnn, 'trained'):.0e} of the cue's at the symbol). Its recurrent path now amplifies, "
+                "lesson 01's exploding side, and it still recalls: what matters for learning is that the signal "
+                "arrives, not that it keeps its size.")
 display(Markdown("".join(text)))
 
 # %% [markdown]
