@@ -989,7 +989,7 @@ display(Markdown(
        + (": real progress that the sharp ruler reads as zero. " if climb >= addf.min_climb else
           f", less than the {addf.min_climb} the claim asks for. ") if len(flat) >= 2 else ". ")
     + f"Its largest step between neighbouring sizes is from width {w_from} to width {w_to}: {before:.3f} to "
-      f"{after:.3f}. The largest adder writes {largest['exact']:.0%} of the held-out sums whole "
+      f"{after:.3f}. The largest adder writes {largest['exact']:.1%} of the held-out sums whole "
     + ("(the steep part of the curve, reached). " if largest["exact"] >= addf.steep else
        "(the family did not reach the steep part of the curve on this run). ")
     + "The per-position picture above shows what the smooth ruler averages over: which characters of the answer "
@@ -1024,7 +1024,9 @@ display(Markdown(
        + ", ".join(f"{e:.3f}" for e, _ in flat_formula.values())
        + (": the formula assumes every character is equally hard; here the easy characters (separators, "
           "carries) lift *p* while the hard ones sink nearly every answer. "
-          if all(e < p for e, p in flat_formula.values()) else ". ") if flat_formula else "")
+          if all(e < p for e, p in flat_formula.values()) else ". ")
+       + "The product of per-position accuracies, which knows which characters are hard, predicts "
+       + ", ".join(f"{scores[w]['product']:.3f}" for w in flat_formula) + " there. " if flat_formula else "")
     + "The formula gets the shape right (flat, then steep) because exact match multiplies many per-character "
       "chances; how high the curve is at a given size depends on which characters are hard."))
 claims.check("exact_match_is_about_accuracy_to_the_length", holds(r_formula), required_at="never",
