@@ -50,9 +50,11 @@
 #
 # **One departure from InstructGPT's order.** There, PPO starts from the SFT model and uses it as the reference
 # π_ref. Here PPO and DPO start from the *pretrained* model (π_ref = lesson 06's GPT), and SFT is run beside them
-# as a third, cheaper method on the same map (section 5; the frontier of section 12). Our pretrained model already writes the format the task
-# asks for (48 characters of Shakespeare-like text), which is what SFT buys a real chat model; starting all
-# three methods from one point keeps their KL distances comparable.
+# as a third, cheaper method on the same map (section 5; the frontier of section 13). Our pretrained model
+# already writes the format the task asks for (48 characters of Shakespeare-like text), which is what SFT buys a
+# real chat model; starting all three methods from one point keeps their KL distances comparable. Because that is
+# a choice, section 10 measures it the other way too: PPO started from the SFT model, leashed to it, with the same
+# β and the same budget.
 
 # %% tags=["parameters"]
 import os
@@ -81,12 +83,13 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from course_lib.core import Trainer, data, interactive, plots
+from course_lib.gpt import gguf_model as GGUF
 from course_lib.harness.lesson import Lesson
-from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, PPOConfig, RLHFConfig, RewardConfig,
+from course_lib.rlhf import (DPOConfig, Evaluator, JudgeConfig, LanguageModelJudge, PPOConfig, RLHFConfig, RewardConfig,
                              SentimentJudge, bradley_terry_loss, collect_preferences, dpo_loss,
                              frozen_copy, frozen_params_unchanged, gae, make_prompts, noise_ceiling, pair_accuracy,
                              ppo_policy_loss, pretrained_policy, response_logprobs, response_nll, rl_copy,
-                             rloo_advantages,
+                             rloo_advantages, win_rate,
                              row_batches, sample_labels, sample_responses, sequence_logprobs, snapshot, train_dpo,
                              train_ppo, train_reward_model)
 
@@ -436,7 +439,8 @@ def run_ppo(beta: float, label: str, **overrides):
 
 reinforce = f"REINFORCE (RLOO) β={BETA_SMALL:g}"
 with torch.random.fork_rng():     # the runs after this one draw the same random numbers as if it had not run
-    log_reinforce = run_ppo(BETA_SMALL, reinforce, advantage="rloo", epochs=1, minibatch=ppo_cfg.batch)
+    log_reinforce = run_ppo(BETA_SMALL, reinforce, advantage="rloo", epochs=1, minibatch=ppo_cfg.batch,
+                            eval_every=2 * ppo_cfg.eval_every)     # half as many held-out evaluations: time
 small = f"PPO β={BETA_SMALL:g}"
 log_small = run_ppo(BETA_SMALL, small)
 
@@ -491,7 +495,8 @@ print(f"PPO at beta={BETA_SMALL} trained in {runs[small]['seconds']:.0f} s on th
 # Now β = 0: nothing ties the policy to π_ref, and it is free to chase the reward model wherever it leads.
 # The RM was trained on π_ref's answers only; far from them it has never been corrected, and the policy
 # finds the places where the critic is wrong. Watch the two lines separate: the **learned** reward keeps
-# climbing while the **gold** judge, the one we actually care about, turns down.
+# climbing while the **gold** judge, our stand-in for what we care about, turns down. (Section 14 asks whether the
+# gold judge itself can be trusted.)
 
 # %%
 free = "PPO β=0"
@@ -530,7 +535,7 @@ claims.check("reward_hacking_without_kl_penalty",
 
 # %%
 tight = f"PPO β={BETA_LARGE:g}"
-log_tight = run_ppo(BETA_LARGE, tight)
+log_tight = run_ppo(BETA_LARGE, tight, eval_every=2 * ppo_cfg.eval_every)     # fewer evaluations: time
 final_tight = log_tight.evals[-1]
 print({k: round(v, 3) for k, v in final_tight.items()})
 # the leash, measured: after the same number of iterations, a larger β ends closer to π_ref, and even the small
@@ -575,10 +580,66 @@ reward_vs_kl.update_layout(legend={"x": 0.01, "y": 0.99})
 interactive.show(reward_vs_kl)
 
 # %% [markdown]
-# ## 10. DPO: no critic, no rehearsal
+# ## 10. The pipeline in order: PPO from the SFT model
+#
+# InstructGPT ran the stages one after another: PPO started from the SFT model and was leashed to it (π_ref =
+# SFT), not to the pretrained model. We chose otherwise (see the introduction); here is the measurement that tells
+# whether the choice matters. One run, the same β, the same number of iterations, the same prompts, reward model
+# and seed as the β = 0.1 run of section 7; only the starting point and the leash's anchor change. Everything is
+# still judged on the held-out prompts against the *pretrained* π_ref's answers, so the numbers sit in the same
+# table; we also measure how far the run ends from its own anchor, the SFT model.
+
+# %%
+sft_ref = frozen_copy(sft)
+from_sft = f"PPO β={BETA_SMALL:g} from SFT"
+_policy = rl_copy(sft)
+_t0 = time.perf_counter()
+with torch.random.fork_rng():     # as for REINFORCE: the runs after this one see the same random numbers as before
+    _, log_from_sft, _ = train_ppo(_policy, sft_ref, rm.score, rl_prompts, G,
+                                   dataclasses.replace(ppo_cfg, eval_every=ppo_cfg.iterations), device, seed=seed,
+                                   name=from_sft)
+_seq = evaluator.sample(_policy)
+final_from_sft = evaluator.metrics(_seq, evaluator.sequence_kl(_policy, _seq).mean().item())
+final_from_sft["kl_to_sft"] = evaluator.sequence_kl(_policy, _seq, ref=sft_ref).mean().item()
+runs_from_sft = {"policy": _policy, "log": log_from_sft, "seconds": time.perf_counter() - _t0}
+_rows = ["| run | starts from, leashed to | gold | win vs π_ref (95 % CI) | KL to π_ref | KL to its anchor |",
+         "|---|---|---|---|---|---|"]
+for label, m, anchor, kl_anchor in [("SFT (section 5)", sft_eval, "π_ref, no leash", sft_eval["kl"]),
+                                    (small, final_small, "π_ref", final_small["kl"]),
+                                    (from_sft, final_from_sft, "SFT", final_from_sft["kl_to_sft"])]:
+    _rows.append(f"| {label} | {anchor} | {m['gold']:+.2f} | {m['win']:.3f} ({m['win_lo']:.2f}–{m['win_hi']:.2f}) "
+                 f"| {m['kl']:.2f} | {kl_anchor:.2f} |")
+display(Markdown("\n".join(_rows)))
+_same = final_small["win_lo"] <= final_from_sft["win"] <= final_small["win_hi"]
+_better = final_from_sft["win"] > final_small["win_hi"]
+display(Markdown(
+    f"SFT moved the model {sft_eval['kl']:.2f} nats from π_ref; PPO from π_ref walked {final_small['kl']:.2f}. "
+    f"Started from SFT, PPO ends at gold {final_from_sft['gold']:+.2f} and a "
+    f"win rate of {final_from_sft['win']:.3f}, against {final_small['gold']:+.2f} and {final_small['win']:.3f} from "
+    f"the pretrained model: " + ("inside the interval of the run from π_ref, so on this task the order of the stages "
+    "does not change the result, and starting every method from one point costs nothing." if _same else
+    ("above" if _better else "below") + " the interval of the run from π_ref, so on this task the order of the "
+    "stages changes the result" + (": SFT first, then PPO, reaches further than PPO alone, as InstructGPT's order "
+    "intends, and the frontier's methods, all started from π_ref, understate what the full pipeline buys."
+    if _better else ": here the SFT start hurt PPO.")) + f" The run from SFT ended {final_from_sft['kl']:.2f} nats "
+    f"from π_ref (the run from π_ref {final_small['kl']:.2f}), so part of any difference is distance; the frontier "
+    "of section 13 shows gold against distance for every method."))
+# Reported: the choice to start from the pretrained model is harmless only if PPO from SFT lands where PPO from
+# π_ref does. Fails if its win rate against π_ref falls outside the 95 % interval of the run from π_ref.
+claims.check("ppo_from_sft_lands_where_ppo_from_base_does", _same, required_at="never", beta=BETA_SMALL,
+             iterations=ppo_cfg.iterations, sft_kl=sft_eval["kl"], base_win=final_small["win"],
+             base_win_ci=(final_small["win_lo"], final_small["win_hi"]), base_gold=final_small["gold"],
+             base_kl=final_small["kl"], from_sft_win=final_from_sft["win"], from_sft_gold=final_from_sft["gold"],
+             from_sft_kl_to_base=final_from_sft["kl"], from_sft_kl_to_sft=final_from_sft["kl_to_sft"])
+print(f"PPO from SFT trained in {runs_from_sft['seconds']:.0f} s on this machine")
+
+# %% [markdown]
+# ## 11. DPO: no critic, no rehearsal
 #
 # The KL-leashed objective "maximise reward − β·KL" has an exact solution:
-# $\pi^*(y) \propto \pi_{ref}(y)\, e^{r(y)/\beta}$. Read backwards, any policy *defines* a reward,
+# $\pi^*(y) \propto \pi_{ref}(y)\, e^{r(y)/\beta}$. (Why: reward − β·KL equals −β·KL(π ‖ π*) plus a constant
+# that does not depend on π, so it is largest, exactly, when π = π*: the π_ref answers, each reweighted by
+# $e^{r/\beta}$.) Read backwards, any policy *defines* a reward,
 # $r(y) = \beta \log \frac{\pi(y)}{\pi_{ref}(y)}$ (plus a constant per prompt, which cancels when two
 # answers to the same prompt are compared). Put this implicit reward into the Bradley–Terry loss and the
 # reward model disappears (Rafailov et al., 2023):
@@ -586,7 +647,10 @@ interactive.show(reward_vs_kl)
 # $$\mathcal{L}_{DPO} = -\log\sigma\Big(\beta\big[\log\tfrac{\pi(y^+)}{\pi_{ref}(y^+)} - \log\tfrac{\pi(y^-)}{\pi_{ref}(y^-)}\big]\Big)$$
 #
 # with log-probabilities summed over the response. It is supervised learning on the same pairs; no sampling
-# during training. At the start π = π_ref, both log-ratios are 0 and the loss is exactly ln 2.
+# during training. At the start π = π_ref, both log-ratios are 0 and the loss is exactly ln 2. One favour our toy
+# does DPO: its pairs were sampled from π_ref itself, the policy it starts from. DPO learns only from the pairs it
+# is given, so when they come from another model (off-policy data, the usual case in practice) it works less well
+# than here.
 
 # %%
 def my_dpo_loss(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta):
@@ -627,17 +691,22 @@ claims.check("dpo_beats_the_starting_policy", final_dpo["win"] >= 0.6, required_
              beta=dpo_cfg.beta, win=final_dpo["win"], win_ci=(final_dpo["win_lo"], final_dpo["win_hi"]),
              kl=final_dpo["kl"], gold_end=final_dpo["gold"])
 print(f"DPO trained in {dpo_seconds:.0f} s on this machine")
+display(Markdown(f"DPO's win rate ({final_dpo['win']:.3f}) is to be read beside its distance: it ended "
+                 f"{final_dpo['kl']:.1f} nats from π_ref, PPO β={BETA_SMALL:g} {final_small['kl']:.1f}. A similar win "
+                 "rate at a different drift is not the same result; the frontier of section 13 puts both on one map."))
 claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, ref_snapshot), required_at="always");
 
 # %% [markdown]
-# ## 11. Best-of-n: the baseline that needs no training at all
+# ## 12. Best-of-n: the baseline that needs no training at all
 #
 # Draw n answers from π_ref and keep the one the reward model likes best. Its distance from π_ref is often
 # quoted as log n − (n−1)/n nats, whatever the reward; Beirami et al. (2024) showed that formula is only an
-# **upper bound**, tight when no single answer carries much probability. That holds here (two 48-character
-# samples essentially never coincide), so we plot best-of-n at the bound, knowing it is, if anything, a little
-# too far right. The printout labels it a bound: nothing below measures it. It is a strong
-# baseline: OpenAI's
+# **upper bound**. It is reached when no answer is ever drawn twice: then the best of n is the top of n
+# different answers, and each answer's probability is multiplied by n·F^(n−1), F being the share of π_ref's
+# answers it beats. When some answer carries real probability (a short reply like "Yes."), it often appears
+# several times among the n draws, best-of-n cannot move as far from π_ref, and the true KL is smaller. So we do
+# not print the formula beside itself; we measure the condition: how many of the n answers drawn for a prompt
+# repeat another one. If none do, we plot best-of-n at the bound. It is a strong baseline: OpenAI's
 # reward-model-overoptimisation study (Gao et al., 2022) found it more KL-efficient than RL; its price is
 # n samples at every use instead of one trained model.
 
@@ -645,20 +714,22 @@ claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, re
 ns = [1, 2, 4, 8]
 bon = evaluator.best_of_n(rm, ns)
 for row in bon:
-    print(f"n={row['n']:2d}  KL ≤ {row['kl']:.3f} (the upper bound)  gold {row['gold']:+.3f}  win {row['win']:.3f}")
+    print(f"n={row['n']:2d}  KL ≤ {row['kl']:.3f} (the upper bound)  gold {row['gold']:+.3f}  win {row['win']:.3f}  "
+          f"answers repeating another of the same prompt: {row['repeated_answers']} of {row['n'] * len(eval_prompts)}")
+# Reported: plotting best-of-n at log n − (n−1)/n is right only if no answer repeats among a prompt's n draws.
+# Fails if any of the n_max · prompts answers repeats another answer to the same prompt.
+claims.check("best_of_n_answers_never_repeat", bon[-1]["repeated_answers"] == 0, required_at="never",
+             n=bon[-1]["n"], prompts=len(eval_prompts), repeated_answers=bon[-1]["repeated_answers"])
 
 # %% [markdown]
-# ## 12. The frontier: how much gold per unit of drift?
+# ## 13. The frontier: how much gold per unit of drift?
 #
 # Every method pays for its improvement with distance from π_ref. Plotting gold against $\sqrt{KL}$ (the
 # scale on which Gao et al. found reward curves to be simple) puts them all on one map. Higher and further
 # left is better. Look for where the β = 0 curve bends down: that is reward hacking, seen from above.
 # Two cautions. Gao et al. themselves warn that KL is an imperfect common currency: two methods can spend the
 # same nats in very different directions, so a method that looks better per nat here is not proven better in
-# general. And the "gold" judge is a proxy too, only a better-hidden one: a policy can please it with text no
-# reader would want (the β = 0 samples show how). Every judge, human raters included, is a proxy for what we
-# actually want; the leash, held-out judges and reading samples are how we notice when we are optimising the
-# proxy instead.
+# general. And the "gold" judge is a proxy too, only a better-hidden one (section 14 asks a second judge).
 
 # %%
 frontier = {}
@@ -669,17 +740,44 @@ for label, run in runs.items():
 frontier[f"DPO β={dpo_cfg.beta:g}"] = ([math.sqrt(max(e["kl"], 0.0)) for e in dpo_evals], [e["gold"] for e in dpo_evals])
 frontier["best-of-n (n=1..8)"] = ([math.sqrt(r["kl"]) for r in bon], [r["gold"] for r in bon])
 frontier["SFT"] = ([0.0, math.sqrt(max(sft_eval["kl"], 0.0))], [start["gold"], sft_eval["gold"]])
+frontier[from_sft] = ([math.sqrt(max(sft_eval["kl"], 0.0)), math.sqrt(max(final_from_sft["kl"], 0.0))],
+                      [sft_eval["gold"], final_from_sft["gold"]])
 plots.lines(frontier, xlabel="√KL(π ‖ π_ref)  (√nats per response)", ylabel="gold score (held-out prompts)",
             hline=(start["gold"], "π_ref"), title="Gold reward vs distance from the starting policy");
 
 # %%
 table = [("π_ref (start)", start)] + [(label, run["log"].evals[-1]) for label, run in runs.items()]
-table += [(f"DPO β={dpo_cfg.beta:g}", final_dpo), ("SFT", sft_eval), (f"best-of-{ns[-1]}", bon[-1])]
+table += [(from_sft, final_from_sft), (f"DPO β={dpo_cfg.beta:g}", final_dpo), ("SFT", sft_eval),
+          (f"best-of-{ns[-1]}", bon[-1])]
 rows = ["| method | gold | win vs π_ref (95 % CI) | KL (nats) | RM score | distinct words |", "|---|---|---|---|---|---|"]
 for label, m in table:
     rows.append(f"| {label} | {m['gold']:+.2f} | {m['win']:.3f} ({m['win_lo']:.2f}–{m['win_hi']:.2f}) | {m['kl']:.2f} "
                 f"| {m.get('proxy', float('nan')):+.2f} | {m['distinct_words']:.2f} |")
 display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# **A leash or a stopwatch?** Without a leash, the gold score of the β = 0 run rose before it fell. Had we stopped
+# that run at its best evaluation, would it have done as well as the leash? Gao et al. (2022) found that, in their
+# runs, the KL penalty did not improve the gold-versus-KL frontier: it acted much like stopping early. Earlier runs
+# of this lesson disagreed with each other on this, so here is this run's answer, read from its own numbers. (Note
+# the unfair advantage of the stopwatch: to stop at the peak we had to ask the gold judge during training, which a
+# real system cannot do; the leash needs no such peek.)
+
+# %%
+_peak_eval = log_free.evals[peak]
+leash_wins = final_small["gold"] > _peak_eval["gold"]
+display(Markdown(
+    f"Stopped at its best evaluation (iteration {_it[peak]}), the unleashed run had gold {_peak_eval['gold']:+.2f} at "
+    f"KL {_peak_eval['kl']:.1f} nats; the β = {BETA_SMALL:g} run ended at gold {final_small['gold']:+.2f} at KL "
+    f"{final_small['kl']:.1f}. " + ("In this run the leash bought more than the best stopwatch could." if leash_wins
+    else "In this run the stopwatch did at least as well as the leash, as Gao et al. found.")
+    + " Evaluations came every few iterations, so the true peak may lie between two of them."))
+# Reported: does the KL penalty beat early stopping? Fails if the β = 0 run's best held-out gold (found by peeking
+# at the gold judge) is at least the leashed run's final gold.
+claims.check("kl_penalty_beats_early_stopping", leash_wins, required_at="never", beta=BETA_SMALL,
+             leashed_gold_end=final_small["gold"], leashed_kl_end=final_small["kl"],
+             unleashed_gold_peak=_peak_eval["gold"], unleashed_kl_at_peak=_peak_eval["kl"],
+             peak_iteration=_it[peak], eval_every=ppo_cfg.eval_every)
 
 # %% [markdown]
 # And what the numbers look like as text: the same held-out prompts, the same sampling seed, before and
@@ -700,7 +798,90 @@ display(Markdown("\n".join(rows)))
 print(f"whole notebook so far: {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]
-# ## 13. What still breaks
+# ## 14. Every judge is a proxy: a second opinion
+#
+# Read the β = 0 column above again. Our gold judge, the one we called "what we want", is a formula we wrote:
+# sentiment, minus 1 per invented word, minus ½ per repeated word. A stutter of real words ("thou … thou …
+# world thou") costs only the repeats, so it can outscore π_ref's more varied, half-invented Shakespeare: in some
+# runs of this lesson the unleashed policy's stutter beat π_ref under the gold judge on most prompts, text no
+# reader would choose. **Every judge is a proxy** for what we actually want, the gold judge and human raters
+# included; the defences are more than one judge, and reading the samples.
+#
+# So we ask a second judge that knows nothing of ours: **SmolLM2-135M**, the small chat model of lesson 09,
+# trained by someone else on trillions of words. Its verdict is the *log-likelihood* it gives the whole text
+# (prompt and answer, in nats): how much the text looks like language it has read. It is a proxy too: it measures
+# fluency, not pleasantness, and language models are known to like repetition (Holtzman et al., 2020, found that
+# each repeat of a phrase makes the next repeat *more* likely to a language model). On the first held-out
+# prompts, each policy's answer is compared with π_ref's answer to the same prompt, under both judges.
+
+# %%
+smol, smol_tok, _smol_info = GGUF.load_gguf(device=device)
+second_judge = LanguageModelJudge(smol, smol_tok)
+n2 = min(cfg.second_judge_prompts, len(eval_prompts))
+_judged = {"π_ref": evaluator.ref_seq, tight: evaluator.sample(runs[tight]["policy"]), small: _samples[small],
+           free: _samples[free], f"DPO β={dpo_cfg.beta:g}": _samples["DPO"]}
+_t0 = time.perf_counter()
+fluency = {label: second_judge.score(evaluator.texts(seq[:n2])) for label, seq in _judged.items()}
+second = {}
+rows = ["| policy | gold: win vs π_ref (95 % CI) | SmolLM2: log-likelihood, change vs π_ref (nats) "
+        "| SmolLM2: win vs π_ref (95 % CI) |", "|---|---|---|---|"]
+for label, seq in _judged.items():
+    g_win = win_rate(evaluator.gold(seq[:n2]), evaluator.ref_gold[:n2])
+    f_win = win_rate(fluency[label], fluency["π_ref"])
+    second[label] = {"gold_win": g_win, "fluency_win": f_win,
+                     "fluency_change": (fluency[label] - fluency["π_ref"]).mean().item()}
+    rows.append(f"| {label} | {g_win[0]:.3f} ({g_win[1]:.2f}–{g_win[2]:.2f}) | {second[label]['fluency_change']:+.1f} "
+                f"| {f_win[0]:.3f} ({f_win[1]:.2f}–{f_win[2]:.2f}) |")
+display(Markdown(f"On the first {n2} held-out prompts (π_ref against itself is 0.5 by construction):\n\n"
+                 + "\n".join(rows)))
+print(f"SmolLM2 loaded in {_smol_info.seconds:.1f} s, read {n2 * len(_judged)} texts in {time.perf_counter() - _t0:.0f} s")
+
+# %%
+_free, _leashed = second[free], [second[tight], second[small]]
+caught = _free["fluency_win"][2] < 0.5 and all(r["fluency_win"][2] >= 0.5 for r in _leashed)
+display(Markdown(
+    f"Under the gold judge the unleashed policy beats π_ref on {_free['gold_win'][0]:.0%} of these prompts; under "
+    f"SmolLM2 on {_free['fluency_win'][0]:.0%}. The leashed runs: {second[small]['fluency_win'][0]:.0%} "
+    f"(β = {BETA_SMALL:g}) and {second[tight]['fluency_win'][0]:.0%} (β = {BETA_LARGE:g}) under SmolLM2. "
+    + ("The second judge sees what the first one missed: the unleashed policy's text is less like language than "
+       "π_ref's, while the leashed policies' text is not worse by that measure." if caught else
+       "The second judge does not separate them as hoped (the claim below fails)"
+       + (": SmolLM2 *prefers* the unleashed policy's stutter to π_ref's text. Repeated words are exactly what a "
+          "language model finds likely, so this judge shares the gold judge's blind spot instead of covering it."
+          if _free["fluency_win"][1] > 0.5 else ".")
+       + f" The policy it ranks lowest against π_ref is "
+         f"{min((k for k in second if k != 'π_ref'), key=lambda k: second[k]['fluency_win'][0])}. A fluency score "
+       "is one more proxy with blind spots of its own; two judges that fail in different ways are worth more than "
+       "one, and reading the samples stays necessary.")))
+# Reported: a second, independent judge should catch the degenerate text. Fails if the unleashed policy is not
+# below a coin flip against π_ref under SmolLM2 (upper end of its 95 % interval >= 0.5), or if a leashed PPO run is
+# (upper end < 0.5).
+claims.check("second_judge_catches_the_unleashed_policy", caught, required_at="never", prompts=n2,
+             **{f"{key}_{name}": second[label][f"{name}_win"][0]
+                for key, label in (("free", free), ("small", small), ("tight", tight), ("dpo", f"DPO β={dpo_cfg.beta:g}"))
+                for name in ("gold", "fluency")},
+             free_fluency_ci=second[free]["fluency_win"][1:], small_fluency_ci=second[small]["fluency_win"][1:],
+             tight_fluency_ci=second[tight]["fluency_win"][1:],
+             fluency_change={label: r["fluency_change"] for label, r in second.items()});
+
+# %% [markdown]
+# **One answer taken apart.** The gold judge is a sum of per-word numbers, so any verdict can be read off. Here is
+# the first held-out prompt on which the unleashed policy beat π_ref under the gold judge, with each policy's
+# answer: the judge's bias, then every word of prompt and answer with what it added (a repeat costs ½, an invented
+# word 1; the judge reads the prompt too, as it did all along), and the second judge's log-likelihood beside it.
+
+# %%
+_gold_free = evaluator.gold(_samples[free][:n2])
+_i = next((i for i in range(n2) if _gold_free[i] > evaluator.ref_gold[i]), 0)
+print(f"prompt {tok.decode(eval_prompts[_i].tolist())!r}")
+for label in ("π_ref", small, free):
+    _t = tok.decode(_judged[label][_i].tolist())
+    _parts = " ".join(f"{w}({c:+.1f})" for w, c in judge.explain(_t))
+    print(f"\n{label:>10}: {_t[P:]!r}\n            gold {judge.score([_t]).item():+.2f} = bias {judge.bias:+.2f} "
+          f"{_parts}\n            SmolLM2 log-likelihood of prompt + answer {fluency[label][_i]:.1f} nats")
+
+# %% [markdown]
+# ## 15. What still breaks
 #
 # This is the last lesson of the timeline, and RLHF is where the field still argues most.
 #
