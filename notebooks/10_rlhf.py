@@ -505,9 +505,9 @@ _it, _gold = log_free.series("evals", "gold")
 _, _proxy_curve = log_free.series("evals", "proxy")
 _, _kl = log_free.series("evals", "kl")
 plots.lines({"reward model, what PPO optimises (RM std units)": (_it, [p - _proxy_curve[0] for p in _proxy_curve]),
-             "gold judge, what we want (judge units)": (_it, [g - _gold[0] for g in _gold])},
+             "gold judge, our stand-in for what we want (judge units)": (_it, [g - _gold[0] for g in _gold])},
             xlabel="PPO iteration", ylabel="change since π_ref (held-out prompts)", hline=(0.0, "π_ref"),
-            title="β = 0: the proxy keeps rising, the truth turns down");
+            title="β = 0: the reward model keeps rising, the gold judge turns down");
 _policy_free = runs[free]["policy"]
 for t in evaluator.texts(evaluator.sample(_policy_free))[:4]:
     print(repr(t[P:]))
