@@ -685,14 +685,17 @@ display(Markdown(
         zip(recipe.label_budgets, transfer["pretrained"], transfer["from scratch"])) + ". "
     + (f"With {recipe.label_budgets[0]:,} labels our pretraining gave {100 * gains[0]:+.1f} points: "
        + ("more than the 3 the claim asks, on this run. " if gains[0] >= 0.03 else
-          "less than the 3 the claim asks, and not more than the dev set can tell apart (about ±3 points). ")
+          "less than the 3 the claim asks, inside what the dev set can tell apart (about ±3 points). "
+          if gains[0] > -0.03 else "the pretrained small BERT did worse than its twin from scratch. ")
        + "At the same number of labels, MiniLM's pretraining gave "
        f"{100 * minilm_gains[0]:+.1f} points. And our small BERT from scratch scored "
        f"{transfer['from scratch'][0]:.1%} where MiniLM's network from scratch scored "
        f"{minilm_transfer['from scratch'][0]:.1%}: "
        + ("with 1.8 million instead of 22 million weights to set, a few labels go further."
-          if transfer['from scratch'][0] > minilm_transfer['from scratch'][0] else
-          "the bigger network did no worse from scratch here.")
+          if transfer['from scratch'][0] - minilm_transfer['from scratch'][0] >= 0.03 else
+          "about the same (within the dev set's ±3 points): from scratch, neither gets far on so few labels."
+          if abs(transfer['from scratch'][0] - minilm_transfer['from scratch'][0]) < 0.03 else
+          "here the bigger network did better from scratch.")
        if recipe.label_budgets[0] == recipe.transfer_budgets[0] else "")))
 
 # %% [markdown]
@@ -761,9 +764,9 @@ display(Markdown(
        " call it a tie." if abs(pretrained_few - scratch_many) < interval else "")
     + f" ULMFiT's pretrained model *matched* its from-scratch baseline at a factor of 100×; our table tests a "
       f"factor of {many // few}×."))
-# Recorded, not required (it went both ways across seeds while this lesson was built). Fails if any model trained
-# from scratch, until its stopping-set accuracy stopped rising, on the most labels of the run scores at least as
-# high on the dev set as the pretrained MiniLM with the fewest.
+# Recorded, not required: it held on the seeds recorded in docs/EVIDENCE.md, but on one of them by less than the
+# dev set can resolve. Fails if any model trained from scratch, until its stopping-set accuracy stopped rising, on
+# the most labels of the run scores at least as high on the dev set as the pretrained MiniLM with the fewest.
 claims.check("few_labels_pretrained_beat_many_labels_scratch", pretrained_few > scratch_many, required_at="never",
              pretrained_labels=few, pretrained_acc=pretrained_few, scratch_labels=many, scratch_acc=scratch_many,
              scratch_model=scratch_name, label_ratio=many // few)
