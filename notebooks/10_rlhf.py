@@ -54,7 +54,7 @@
 # already writes the format the task asks for (48 characters of Shakespeare-like text), which is what SFT buys a
 # real chat model; starting all three methods from one point keeps their KL distances comparable. Because that is
 # a choice, section 10 measures it the other way too: PPO started from the SFT model, leashed to it, with the same
-# β and the same budget.
+# β and the same budget, and says what the convenience of one starting point costs on this task.
 
 # %% tags=["parameters"]
 import os
