@@ -409,8 +409,13 @@ def fill_in_accuracy(batches):
 
 
 bert_fill, gpt_fill, n_blanks = fill_in_accuracy(val_batches)
+counts = torch.bincount(train_stream, minlength=len(tok))
+counts[sorted(tok.special_ids)] = 0
+commonest = int(counts.argmax())                           # the control: always guess the commonest token
+commonest_fill = sum(((labels == commonest) & (inputs == tok.mask_id)).sum().item()
+                     for inputs, labels in val_batches) / n_blanks
 print(f"fill-in-the-blank accuracy on {n_blanks:,} [MASK] positions of held-out text: BERT (both sides) "
-      f"{bert_fill:.1%}, GPT (left side only) {gpt_fill:.1%}")
+      f"{bert_fill:.1%}, GPT (left side only) {gpt_fill:.1%}, always {tok.itos[commonest]!r} {commonest_fill:.1%}")
 # Recorded, not required: at CPU budgets the result goes against the intuition (see below). Fails if GPT,
 # reading only the left side, fills at least as many of the [MASK] blanks as BERT.
 claims.check("both_sides_beat_left_side_only", bert_fill > gpt_fill, required_at="never",
@@ -422,7 +427,11 @@ display(Markdown(
     f"BERT {bert_fill:.1%}. On the course's own `lesson` runs (2 CPU cores) the GPT has won it every time, "
     "although BERT sees both sides of every blank. Surprised? (Section 4's held-out accuracy for BERT, "
     f"{mlm_after['mlm_acc']:.1%}, counted every picked position, including the tenth that shows BERT the answer "
-    f"unchanged; on `[MASK]` blanks alone it is the {bert_fill:.1%} here.)"))
+    f"unchanged; on `[MASK]` blanks alone it is the {bert_fill:.1%} here.) The control: always guessing the "
+    f"commonest token, {tok.itos[commonest]!r}, fills {commonest_fill:.1%} of these blanks"
+    + (f"; BERT beats that by {100 * (bert_fill - commonest_fill):.1f} points." if bert_fill > commonest_fill + 0.005
+       else ", as many as BERT: at this budget its answer at a blank is, in effect, the commonest word."
+       if bert_fill >= commonest_fill - 0.005 else ", more than BERT does.")))
 
 # %% [markdown]
 # Why would the one-sided model win? The reason is how much each model learns per step. A GPT step turns
