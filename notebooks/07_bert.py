@@ -556,6 +556,24 @@ def fine_tune(model: BERT, tok, n_labels: int, lr: float, dev_rows, name: str) -
     return accuracy_on(model, dev_rows, dev_labels, tok.pad_id), trainer.history
 
 
+runs = {}                   # every fine-tuning run's history, by (model, side, labels)
+
+
+def transfer_race(label: str, start, tok, budgets, lr: float, dev_rows) -> dict:
+    """At each label budget, fine-tune `start(True)` (pretrained) and `start(False)` (from scratch) the same way,
+    early-stopped as above; return their dev accuracies by side, and keep each run's history in `runs`."""
+    accs = {"pretrained": [], "from scratch": []}
+    for n_labels in budgets:
+        for side in accs:
+            acc, runs[label, side, n_labels] = fine_tune(start(side == "pretrained"), tok, n_labels, lr, dev_rows,
+                                                         name=f"{label} {side}, {n_labels} labels")
+            accs[side].append(acc)
+        print(f"{n_labels:>6} labels: " + ", ".join(
+            f"{side} {accs[side][-1]:.1%} (best at step {runs[label, side, n_labels].restored['step']}, "
+            f"stopped at {runs[label, side, n_labels].evals[-1]['step']})" for side in accs))
+    return accs
+
+
 pristine_minilm = {k: v.detach().clone() for k, v in minilm.state_dict().items()}
 
 
@@ -570,16 +588,8 @@ def minilm_start(pretrained: bool) -> BERT:
     return model
 
 
-minilm_transfer, runs = {"pretrained": [], "from scratch": []}, {}
-for n_labels in recipe.transfer_budgets:
-    for side, accs in minilm_transfer.items():
-        acc, runs["MiniLM", side, n_labels] = fine_tune(minilm_start(side == "pretrained"), minilm_tok, n_labels,
-                                                        recipe.minilm_lr, minilm_dev_rows,
-                                                        name=f"MiniLM {side}, {n_labels} labels")
-        accs.append(acc)
-    print(f"{n_labels:>6} labels: " + ", ".join(
-        f"{side} {minilm_transfer[side][-1]:.1%} (best at step {runs['MiniLM', side, n_labels].restored['step']}, "
-        f"stopped at {runs['MiniLM', side, n_labels].evals[-1]['step']})" for side in minilm_transfer))
+minilm_transfer = transfer_race("MiniLM", minilm_start, minilm_tok, recipe.transfer_budgets, recipe.minilm_lr,
+                                minilm_dev_rows)
 
 # %% [markdown]
 # What early stopping saw, at the fewest labels: each side's stopping-set accuracy as it trained, and the step
@@ -655,16 +665,7 @@ def small_bert(pretrained: bool) -> BERT:
     return model
 
 
-transfer = {"pretrained": [], "from scratch": []}
-for n_labels in recipe.label_budgets:
-    for side, accs in transfer.items():
-        acc, runs["small BERT", side, n_labels] = fine_tune(small_bert(side == "pretrained"), tok, n_labels,
-                                                            recipe.finetune_lr, dev_rows,
-                                                            name=f"small BERT {side}, {n_labels} labels")
-        accs.append(acc)
-    print(f"{n_labels:>6} labels: " + ", ".join(
-        f"{side} {transfer[side][-1]:.1%} (best at step {runs['small BERT', side, n_labels].restored['step']})"
-        for side in transfer))
+transfer = transfer_race("small BERT", small_bert, tok, recipe.label_budgets, recipe.finetune_lr, dev_rows)
 
 # %%
 gains = [p - s for p, s in zip(transfer["pretrained"], transfer["from scratch"])]
