@@ -213,19 +213,6 @@ def test_few_shot_batches_with_more_classes_than_labels():
         em.few_shot_batch(2, n_items=4, n_labels=2, n_way=5)
 
 
-def test_few_shot_batches_take_turns_over_n_way():
-    get = em.few_shot_batches(64, seed=3, n_pairs=16, n_items=32, n_labels=2, n_way=(2, 8))
-    classes = lambda x: max(len(set(row[0::2].tolist())) for row in x)
-    assert classes(get(0)[0]) == 2 and classes(get(2)[0]) == 2 and classes(get(1)[0]) > 2
-    one = em.few_shot_batch(64, n_pairs=16, n_items=32, n_labels=2, n_way=8,
-                            generator=torch.Generator().manual_seed(3 * 1_000_003 + 1))
-    assert torch.equal(get(1)[0], one.x)
-    assert torch.equal(em.few_shot_batches(64, seed=3, n_way=4)(5)[0],
-                       em.few_shot_batch(64, n_way=4, generator=torch.Generator().manual_seed(3 * 1_000_003 + 5)).x)
-    with pytest.raises(ValueError, match="n_way"):
-        em.few_shot_batches(4, n_way=())
-
-
 def test_few_shot_accuracy_and_the_lookup_rule():
     b = em.few_shot_batch(200, n_pairs=6, n_items=10, n_labels=2, n_way=2, generator=torch.Generator().manual_seed(0))
 
@@ -298,26 +285,6 @@ def test_exact_match_is_the_product_of_character_hits():
     p, L = 0.7, 5
     hits = torch.rand(200_000, L, generator=g) < p
     assert em.exact_from_correct(hits, torch.full((200_000,), L)) == pytest.approx(p ** L, abs=0.005)
-
-
-def test_word_completion_exact_match_equals_greedy_decoding():
-    text = ("the quick brown fox jumps over the lazy dog while another fox watches quietly " * 20)
-    chars = sorted(set(text))
-    encode = lambda s: [chars.index(c) for c in s]
-    items = em.completion_items(text, 30, min_len=7, given=3, context=12, seed=0)
-    assert all(len(p) == 15 and len(a) >= 4 and a.isalpha() for p, a in items)
-    for seed in range(3):
-        torch.manual_seed(seed)
-        model = GPT(GPTConfig(vocab_size=len(chars), block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
-        with torch.no_grad():   # make it confident about a few letters so that some words come out right
-            model.wte.weight.mul_(30)
-        c = em.word_completion(model, encode, items, batch=7)
-        greedy = [generate(model, torch.tensor(encode(p)), len(a), temperature=0).tokens[len(p):].tolist()
-                  == encode(a) for p, a in items]
-        assert c.exact_match == pytest.approx(sum(greedy) / len(items))
-        assert c.correct.shape == (30, int(c.lengths.max())) and c.lengths.tolist() == [len(a) for _, a in items]
-        assert 0 <= c.char_accuracy <= 1 and c.logprob <= 0
-        assert c.predicted_exact == pytest.approx(sum(c.char_accuracy ** len(a) for _, a in items) / 30)
 
 
 def test_answer_correct_is_greedy_decoding_position_by_position():

@@ -1,9 +1,9 @@
 """Lesson 08: what emerges. An attention-only Transformer with per-head patterns and ablation, the induction
-task and its scores, in-context learning measurements, word completion scored smooth and sharp; the induction
+task and its scores, in-context learning measurements, written-out answers scored smooth and sharp; the induction
 circuit found and cut in a real pretrained Llama (circuits), and a few-shot task it can only learn in context.
 """
 from .attention_only import (AttnOnlyConfig, Run, AttentionLayer, AttnOnlyTransformer)
-from .completion import (completion_items, Completion, exact_from_correct, word_completion, answer_correct)
+from .completion import answer_correct, exact_from_correct
 from .in_context import (per_position_loss, icl_score, repeat_losses, FewShotBatch, few_shot_batch,
                          few_shot_batches, few_shot_accuracy)
 from .induction import (IGNORE, InductionBatch, induction_batch, induction_batches, repeated_tokens,

@@ -114,18 +114,9 @@ def few_shot_batch(batch: int, n_pairs: int = 8, n_items: int = 32, n_labels: in
 
 
 def few_shot_batches(batch: int, seed: int = 0, **task):
-    """`get_batch(step)` for the Trainer: (x, y) from `few_shot_batch`, seeded by (seed, step).
-
-    `n_way` may be a sequence: the batches take turns, step by step (n_way=(2, 4, 8): a 2-way batch, a 4-way,
-    an 8-way, a 2-way, ...)."""
-    ways = task.pop("n_way", 4)
-    ways = tuple(ways) if isinstance(ways, (tuple, list)) else (ways,)
-    if not ways:
-        raise ValueError("n_way must be an int or a non-empty sequence of ints")
-
+    """`get_batch(step)` for the Trainer: (x, y) from `few_shot_batch`, seeded by (seed, step)."""
     def get_batch(step: int):
-        b = few_shot_batch(batch, generator=torch.Generator().manual_seed(seed * 1_000_003 + step),
-                           n_way=ways[step % len(ways)], **task)
+        b = few_shot_batch(batch, generator=torch.Generator().manual_seed(seed * 1_000_003 + step), **task)
         return b.x, b.y
     return get_batch
 
