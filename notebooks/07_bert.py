@@ -1124,30 +1124,83 @@ lesson.finish()
 #
 # Each exercise has a cell to complete and a test cell; the grader also runs hidden tests.
 #
-# **Exercise 1 (2 points).** WordPiece, backwards. Given a list of pieces such as
-# `["the", "una", "##ffa", "##ble", "critic"]`, rebuild the words: a piece starting with `##` is glued to the
-# word before it (without the `##`). Return the list of words, e.g. `["the", "unaffable", "critic"]`.
+# **Exercise 1 (2 points). What does "masked-token accuracy" count? Predict, then measure.** BERT's recipe
+# (section 2) picks 15 % of the tokens, and of those it shows the model **[MASK]** 80 % of the time, a **random**
+# token 10 % of the time and the **real word, unchanged**, 10 % of the time. The masked-token accuracy printed
+# during pretraining averages over *every picked position*, whatever the model was shown there.
+#
+# *First predict*, before running anything: write `predicted_acc`, a dict with your guess of our pretrained
+# `bert`'s accuracy on the held-out `val_batches` at each kind of picked position: `"mask"`, `"random"` and
+# `"shown"` (the input shows the right word). Which kind will be easiest, and will the [MASK] positions, the only
+# real fill-in-the-blank task, score above or below the overall number the lesson printed?
+#
+# *Then measure*: write `accuracy_by_kind(model, batches, mask_id)`. `batches` is a list of `(inputs, labels)`
+# pairs as `val_batches` holds them (labels are -100 where nothing was picked). A picked position's kind is
+# `"mask"` where the input is `mask_id`, `"shown"` where the input equals the label, and `"random"` otherwise.
+# The model's guess is the argmax of `model.mlm_logits(model(inputs))` (evaluation mode, no gradients). Return
+# `{kind: {"accuracy": ..., "share": ...}}` for the three kinds, `share` being the kind's fraction of all picked
+# positions.
+#
+# *Why it matters*: a number is only as good as what it counts. If one kind of position hands the model the
+# answer, the overall accuracy can rise while the model learns nothing about filling blanks.
 
-# %% nbgrader={"grade": false, "grade_id": "ex1_join_pieces", "locked": false, "schema_version": 3, "solution": true}
-def join_pieces(pieces):
+# %% nbgrader={"grade": false, "grade_id": "ex1_solution", "locked": false, "schema_version": 3, "solution": true}
+def accuracy_by_kind(model, batches, mask_id):
     ### BEGIN SOLUTION
-    words = []
-    for p in pieces:
-        if p.startswith("##") and words:
-            words[-1] += p[2:]
-        else:
-            words.append(p)
-    return words
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    hits = {"mask": 0, "random": 0, "shown": 0}
+    totals = dict(hits)
+    with torch.no_grad():
+        for inputs, labels in batches:
+            inputs, labels = inputs.to(device), labels.to(device)
+            picked = labels != -100
+            guess = model.mlm_logits(model(inputs)).argmax(-1)
+            kinds = {"mask": picked & (inputs == mask_id), "shown": picked & (inputs == labels)}
+            kinds["random"] = picked & ~kinds["mask"] & ~kinds["shown"]
+            for kind, where in kinds.items():
+                hits[kind] += int((guess[where] == labels[where]).sum())
+                totals[kind] += int(where.sum())
+    model.train(was_training)
+    n = sum(totals.values())
+    return {kind: {"accuracy": hits[kind] / max(totals[kind], 1), "share": totals[kind] / n} for kind in hits}
     ### END SOLUTION
 
 
+### BEGIN SOLUTION
+predicted_acc = {"mask": 0.05, "random": 0.02, "shown": 0.5}     # my guesses, written before the next line ran
+### END SOLUTION
+by_kind = accuracy_by_kind(bert, val_batches, tok.mask_id)
+for kind, got in by_kind.items():
+    print(f"{kind:7s} {got['share']:6.1%} of picked positions: accuracy {got['accuracy']:6.1%} "
+          f"(predicted {predicted_acc[kind]:.1%})")
+print(f"all picked positions (the lesson's masked-token accuracy): {mlm_after['mlm_acc']:.1%}")
+
 # %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-assert join_pieces(["the", "una", "##ffa", "##ble", "critic"]) == ["the", "unaffable", "critic"]
+assert isinstance(predicted_acc, dict) and set(predicted_acc) == {"mask", "random", "shown"}, \
+    "write your three predictions down first, as a dict with the keys mask, random and shown"
+assert set(by_kind) == {"mask", "random", "shown"}
 ### BEGIN HIDDEN TESTS
-assert join_pieces([]) == []
-for _text in ["cinematography is unaffable", "a dull , lifeless mess !", "mcconaughey's xzqv performance"]:
-    _pieces = bert_tok.tokenize(_text)
-    assert join_pieces(_pieces) == bert_tok.decode(bert_tok.ids(_text)).split()
+# an independent count, position by position in plain Python, on the same model and batches
+_hits, _tot = {"mask": 0, "random": 0, "shown": 0}, {"mask": 0, "random": 0, "shown": 0}
+bert.eval()
+with torch.no_grad():
+    for _inp, _lab in val_batches:
+        _g = bert.mlm_logits(bert(_inp.to(device))).argmax(-1).cpu()
+        for _i, _l, _p in zip(_inp.flatten().tolist(), _lab.flatten().tolist(), _g.flatten().tolist()):
+            if _l == -100:
+                continue
+            _k = "mask" if _i == tok.mask_id else ("shown" if _i == _l else "random")
+            _tot[_k] += 1
+            _hits[_k] += int(_p == _l)
+_n = sum(_tot.values())
+for _k in _tot:
+    assert abs(by_kind[_k]["accuracy"] - _hits[_k] / max(_tot[_k], 1)) < 1e-9, _k
+    assert abs(by_kind[_k]["share"] - _tot[_k] / _n) < 1e-9, _k
+# sanity: BERT's 80/10/10 split, within four standard errors of a binomial share over this many picked positions
+assert abs(by_kind["mask"]["share"] - 0.8) < 4 * (0.8 * 0.2 / _n) ** 0.5
+assert abs(by_kind["shown"]["share"] - 0.1) < 4 * (0.1 * 0.9 / _n) ** 0.5 + 0.01    # + a random pick of the same word
 ### END HIDDEN TESTS
 
 # %% [markdown]
