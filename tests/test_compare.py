@@ -121,6 +121,38 @@ def test_readme_evidence_rows_become_one_reference_run(tmp_path):
     assert _verdicts(rows)["prose", "(numbers)"] == "reference numbers are prose: not compared"
 
 
+def test_build_gathers_one_run_from_lesson_folders_and_the_evidence_page(tmp_path):
+    import json
+    readme = tmp_path / "EVIDENCE.md"
+    readme.write_text("# t\n\n## Evidence from the last run\n\nOn torch 2.13.0+cpu.\n\n"
+                      "| lesson | claim | numbers | result | required at |\n|---|---|---|---|---|\n"
+                      "| 01_x | acc_claim | acc=0.80 | pass | lesson |\n"
+                      "| 01_x | prose | LSTM 1.000, RNN 0.168 | pass | never |\n"
+                      "| 02_y | c | x=1.0 | pass | always |\n\n## Next\n")
+    folders = {}
+    for seed, (acc, x) in {1: (0.84, 2.0), 2: (0.82, 3.0)}.items():
+        for lesson, claims in (("01_x", {"acc_claim": (True, False, "lesson", {"acc": acc}),
+                                         "prose": (True, False, "never", {})}),
+                               ("02_y", {"c": (True, True, "always", {"x": x})})):
+            folder = tmp_path / f"L{seed}-{lesson}" / "results"
+            folder.mkdir(parents=True)
+            (folder / f"{lesson}.json").write_text(json.dumps(_result(lesson=lesson, profile="lesson", **claims)))
+            folders.setdefault(seed, []).append(str(folder.parent))
+    out = tmp_path / "ref.json"
+    assert compare.main(["build", "--profile", "lesson", "--out", str(out), f"seed 0={readme}",
+                         *(f"seed {s}={','.join(f)}" for s, f in folders.items())]) == 0
+    ref = json.loads(out.read_text())
+    assert [r["label"] for r in ref["runs"]] == ["seed 0", "seed 1", "seed 2"]
+    assert ref["devices"]["cpu"]["01_x"]["claims"]["acc_claim"]["metrics"] == {"acc": [0.8, 0.84, 0.82]}
+    assert ref["devices"]["cpu"]["02_y"]["claims"]["c"]["metrics"] == {"x": [1.0, 2.0, 3.0]}
+    assert ref["devices"]["cpu"]["01_x"]["claims"]["prose"]["text"] == "LSTM 1.000, RNN 0.168"
+    verdicts = _verdicts(compare.compare([_result(lesson="01_x", profile="lesson",
+                                                  acc_claim=(True, False, "lesson", {"acc": 0.9}))], ref))
+    assert verdicts["acc_claim", "acc"] == compare.OUTSIDE          # three runs make a range that can be left
+    with pytest.raises(ValueError, match="02_y found in more than one"):
+        compare.run_from_spec(f"seed 1={folders[1][1]},{folders[2][1]}")
+
+
 @pytest.mark.parametrize("profile", ["smoke", "lesson"])
 def test_committed_references_cover_the_lessons(profile):
     from course_lib.harness import runner

@@ -3,7 +3,7 @@
     python -m course_lib.harness.compare                      # build/results against the reference, a table
     python -m course_lib.harness.compare --flagged            # only the rows that need a look
     python -m course_lib.harness.compare build --profile smoke DIR [DIR ...]   # (re)build a reference file
-    python -m course_lib.harness.compare from-readme          # the profile-lesson reference from docs/EVIDENCE.md
+    python -m course_lib.harness.compare from-readme          # a one-run lesson reference from docs/EVIDENCE.md
 
 To (re)build the smoke reference: three seeded runs, each in a build folder of its own, then `build`:
 
@@ -11,6 +11,12 @@ To (re)build the smoke reference: three seeded runs, each in a build folder of i
         .venv/bin/python -m course_lib.harness.runner --profile smoke --seed $s --no-html; done
     .venv/bin/python -m course_lib.harness.compare build --profile smoke --source "how they ran" \
         "seed 0=/tmp/ref_seed0" "seed 1=/tmp/ref_seed1" "seed 2=/tmp/ref_seed2"
+
+The lesson reference is built the same way from three seeds of lesson runs; a run may gather several folders
+(one per lesson, comma-separated), and the evidence page stands for the run its rows come from:
+
+    .venv/bin/python -m course_lib.harness.compare build --profile lesson --source "how they ran" \
+        "seed 0=docs/EVIDENCE.md" "seed 1=/tmp/L1-01,/tmp/L1-02,..." "seed 2=/tmp/L2-01,/tmp/L2-02,..."
 
 A reference file (course_lib/harness/reference/claims_<profile>.json) keeps, per device kind (cpu, cuda, mps),
 per lesson and claim, every reference run's value of every metric. A number is flagged OUTSIDE when it lies
@@ -503,15 +509,39 @@ def _main_build(argv: list[str]) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--out", type=Path, help="default: course_lib/harness/reference/claims_<profile>.json")
     parser.add_argument("--source", default="", help="how the runs were made (kept in the file)")
-    parser.add_argument("folders", nargs="+", help="FOLDER or LABEL=FOLDER (a build/ or build/results folder)")
+    parser.add_argument("folders", nargs="+",
+                        help="one run: FOLDER or LABEL=FOLDER[,FOLDER...] (build/ or build/results folders, each "
+                             "lesson run in its own; an evidence page such as docs/EVIDENCE.md counts as a folder)")
     args = parser.parse_args(argv)
-    runs = []
-    for spec in args.folders:
-        label, _, folder = spec.rpartition("=") if "=" in spec else (spec, "", spec)
-        runs.append((label, load_folder(Path(folder))))
-    out = write_reference(build_reference(runs, args.profile, args.source), args.out or reference_path(args.profile))
+    runs = [run_from_spec(spec) for spec in args.folders]
+    ref = build_reference([(label, results) for label, results, _ in runs], args.profile, args.source)
+    for _, _, texts in runs:          # an evidence page's prose (for claims whose numbers are prose only)
+        for (lesson, name), text in texts.items():
+            entry = ref["devices"].get("cpu", {}).get(lesson, {}).get("claims", {}).get(name)
+            if entry is not None and "text" not in entry:
+                entry["text"] = text
+    out = write_reference(ref, args.out or reference_path(args.profile))
     print(f"written: {out} ({len(runs)} run(s))")
     return 0
+
+
+def run_from_spec(spec: str) -> tuple[str, list[dict], dict]:
+    """'seed 1=/tmp/a,/tmp/b' -> ('seed 1', the results of both folders, {}); an evidence page (*.md) stands for
+    a folder, and its claims' prose comes back as {(lesson, claim): text}. A lesson twice in one run is an error."""
+    label, _, paths_ = spec.rpartition("=") if "=" in spec else (spec, "", spec)
+    results, texts = [], {}
+    for part in filter(None, (p.strip() for p in paths_.split(","))):
+        path = Path(part)
+        if path.suffix == ".md":
+            found = results_from_readme(path)
+            texts.update({(r["notebook"], c["name"]): c["text"] for r in found for c in r["claims"]})
+        else:
+            found = load_folder(path)
+        results += found
+    twice = sorted({r["notebook"] for r in results if sum(x["notebook"] == r["notebook"] for x in results) > 1})
+    if twice:
+        raise ValueError(f"run {label!r}: {', '.join(twice)} found in more than one of its folders ({paths_})")
+    return label, results, texts
 
 
 def _main_from_readme(argv: list[str]) -> int:
