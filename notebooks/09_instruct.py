@@ -182,6 +182,11 @@ claims.check("response_loss_matches_course_lib", torch.allclose(mine, ours, atol
 # which describes several of our tasks (one-word answers). Exercise-sized experiment: swap `response_loss` for
 # the plain next-token loss and compare.
 #
+# Our examples are one request and one answer. Real chat data is a *conversation* of many turns, and chat
+# fine-tuning (nanochat's SFT stage, the chat templates of Hugging Face models) counts the loss on every
+# assistant turn, each with its closing `<|end|>` (the token that teaches the model when to stop), and on
+# nothing the user wrote. Exercise 2 builds that mask in our format.
+#
 # ## A5 · Fine-tune
 #
 # Batches of fresh examples (seen tasks, training phrasings, training lines), AdamW, warm-up and cosine decay,
@@ -988,31 +993,118 @@ for _d, _theta in ((8, 10000.0), (64, 100000.0)):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 2 (the answer mask, 2 points).** Given the token ids of a prompt and of an answer, write
-# `answer_targets(prompt_ids, answer_ids)` returning `(x, y, mask)` as lists: `x` the model's input (every token
-# but the last), `y` the next-token targets (every token but the first), and `mask[t]` True exactly when `y[t]`
-# is an answer token.
+# **Exercise 2 (the mask of a whole conversation, 2 points).** Section A4 trained on one request and one
+# answer. Write `conversation_targets(turns, tok)` for a conversation of many turns. `turns` is a list of
+# `(role, token_ids)` pairs, `role` either `"user"` or `"assistant"`, `token_ids` the content of the turn
+# *without* markers (a list of ints). Lay the conversation out as our single-turn format does: each turn is its
+# role's marker, its content, then `<|end|>`:
+#
+# `<|user|>` request 1 `<|end|>` `<|assistant|>` answer 1 `<|end|>` `<|user|>` request 2 `<|end|>` `<|assistant|>` ...
+#
+# (`tok.id(I.USER)`, `tok.id(I.ASSISTANT)` and `tok.end_id` give the markers' ids.) Return `(x, y, mask)` as
+# lists: `x` every token but the last, `y` the next-token targets (every token but the first), and `mask[t]` True
+# exactly when `y[t]` is an assistant token: the content of an assistant turn **and its closing `<|end|>`**
+# (so the model learns to stop). The `<|assistant|>` marker itself is *not* supervised, nor is anything of a user
+# turn: in use, the chat program writes the marker and the model answers after it. That is how the lesson's
+# own single-turn examples are masked (`I.encode_example`, then `I.collate`). A conversation to train on starts
+# with the user, alternates user, assistant, user, ..., and ends with an assistant turn; refuse anything else
+# (an empty list, an unknown role, two turns of the same role in a row) with a `ValueError` that names `turns`.
+#
+# Predict first: the cell after yours encodes this conversation, three rounds, six turns, one token per
+# character and one per marker (⏎ is a line break, one character):
+#
+# | | user | assistant |
+# |---|---|---|
+# | 1 | `Repeat this line.⏎Good morrow, cousin.` | `Good morrow, cousin.` |
+# | 2 | `Now only its last word.` | `cousin.` |
+# | 3 | `Thank you.` | `Farewell.` |
+#
+# What fraction of its targets will your mask supervise? Write your guess in `predicted_fraction` (a number
+# between 0 and 1) before you run it; the cell prints both.
 
 # %% nbgrader={"grade": false, "grade_id": "ex2_mask", "locked": false, "schema_version": 3, "solution": true}
-def answer_targets(prompt_ids, answer_ids):
-    ### BEGIN SOLUTION
-    ids = list(prompt_ids) + list(answer_ids)
-    is_answer = [False] * len(prompt_ids) + [True] * len(answer_ids)
-    return ids[:-1], ids[1:], is_answer[1:]
-    ### END SOLUTION
+### BEGIN SOLUTION
+predicted_fraction = 0.33
 
+
+def conversation_targets(turns, tok):
+    if len(turns) == 0:
+        raise ValueError("turns is empty: a conversation needs a user turn and an assistant turn")
+    if turns[-1][0] != "assistant":
+        raise ValueError(f"turns ends with a {turns[-1][0]!r} turn; a conversation to train on ends with the assistant")
+    marker = {"user": tok.id(I.USER), "assistant": tok.id(I.ASSISTANT)}
+    ids, supervised = [], []
+    for i, (role, content) in enumerate(turns):
+        if role not in marker:
+            raise ValueError(f"turns[{i}] has role {role!r}; the roles are 'user' and 'assistant'")
+        expected = "user" if i % 2 == 0 else "assistant"
+        if role != expected:
+            raise ValueError(f"turns[{i}] is a {role!r} turn where a {expected!r} turn belongs: "
+                             "turns alternate user, assistant, ... starting with the user")
+        ids += [marker[role]] + list(content) + [tok.end_id]
+        supervised += [False] + [role == "assistant"] * (len(content) + 1)
+    return ids[:-1], ids[1:], supervised[1:]
+### END SOLUTION
+
+
+# %%
+demo_turns = [("user", "Repeat this line.\nGood morrow, cousin."), ("assistant", "Good morrow, cousin."),
+              ("user", "Now only its last word."), ("assistant", "cousin."),
+              ("user", "Thank you."), ("assistant", "Farewell.")]
+_, demo_y, demo_mask = conversation_targets([(role, tok.encode(text)) for role, text in demo_turns], tok)
+print(f"you predicted {predicted_fraction:.0%}; the mask supervises {sum(demo_mask)} of {len(demo_mask)} targets "
+      f"= {sum(demo_mask) / len(demo_mask):.0%}")
+print("the supervised targets, in order:", repr(tok.decode([t for t, s in zip(demo_y, demo_mask) if s])))
 
 # %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-assert answer_targets([1, 2, 3], [7, 8]) == ([1, 2, 3, 7], [2, 3, 7, 8], [False, False, True, True])
+assert 0 <= predicted_fraction <= 1, "write your prediction down as a fraction between 0 and 1 first"
+_U, _A, _E = tok.id(I.USER), tok.id(I.ASSISTANT), tok.end_id
+assert conversation_targets([("user", [1, 2]), ("assistant", [3])], tok) == \
+    ([_U, 1, 2, _E, _A, 3], [1, 2, _E, _A, 3, _E], [False, False, False, False, True, True])
 ### BEGIN HIDDEN TESTS
 import random as _random
 
+# the bridge to the lesson: one turn gives exactly what I.collate gives for the lesson's own examples
 _rng = _random.Random(0)
 for _ in range(20):
-    _p = [_rng.randrange(50) for _ in range(_rng.randrange(1, 9))]
-    _a = [_rng.randrange(50) for _ in range(_rng.randrange(1, 6))]
-    _x, _y, _m = I.collate([(_p + _a, [False] * len(_p) + [True] * len(_a))])
-    assert answer_targets(_p, _a) == (_x[0].tolist(), _y[0].tolist(), _m[0].tolist())
+    _ex = dataset.sample_train(_rng)
+    _x, _y, _m = I.collate([I.encode_example(tok, _ex)])
+    _turns = [("user", tok.encode(f"{_ex.instruction}\n{_ex.input}")), ("assistant", tok.encode(_ex.answer))]
+    assert conversation_targets(_turns, tok) == (_x[0].tolist(), _y[0].tolist(), _m[0].tolist())
+
+
+def _reference(turns):                                   # by hand: the single-turn pieces, one after another
+    ids, mask = [], []
+    for role, content in turns:
+        if role == "user":
+            ids += [_U] + content + [_E]
+            mask += [False] * (len(content) + 2)
+        else:
+            ids += [_A] + content + [_E]
+            mask += [False] + [True] * (len(content) + 1)
+    return ids[:-1], ids[1:], mask[1:]
+
+
+_user_ids, _assistant_ids = range(0, 30), range(30, len(chars))   # disjoint, so a target tells whose turn it is
+for _ in range(50):
+    _turns = []
+    for _r in range(_rng.randrange(1, 6)):
+        _turns.append(("user", [_rng.choice(_user_ids) for _ in range(_rng.randrange(0, 8))]))
+        _turns.append(("assistant", [_rng.choice(_assistant_ids) for _ in range(_rng.randrange(0, 8))]))
+    _x, _y, _m = conversation_targets(_turns, tok)
+    assert (_x, _y, _m) == _reference(_turns)
+    assert not any(_s for _t, _s in zip(_y, _m) if _t in _user_ids or _t in (_U, _A))   # nothing the user wrote
+    assert all(_s for _t, _s in zip(_y, _m) if _t in _assistant_ids)                    # every assistant token
+    assert sum(_m) == sum(len(_c) + 1 for _r, _c in _turns if _r == "assistant")      # ... and each of its ends
+
+for _bad in ([], [("system", [1]), ("assistant", [2])], [("user", [1]), ("user", [2]), ("assistant", [3])],
+             [("assistant", [1])], [("user", [1]), ("assistant", [2]), ("user", [3])]):
+    try:
+        conversation_targets(_bad, tok)
+    except ValueError as _err:
+        assert "turns" in str(_err), f"the error should name the argument: {_err}"
+    else:
+        raise AssertionError(f"no ValueError for {_bad}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
