@@ -754,6 +754,23 @@ for label, m in table:
     rows.append(f"| {label} | {m['gold']:+.2f} | {m['win']:.3f} ({m['win_lo']:.2f}–{m['win_hi']:.2f}) | {m['kl']:.2f} "
                 f"| {m.get('proxy', float('nan')):+.2f} | {m['distinct_words']:.2f} |")
 display(Markdown("\n".join(rows)))
+# Preferred-FT (SFT on the winners) beside PPO: what share of PPO's win-rate gain over a coin flip, at what share of
+# its drift. Worded for every outcome: PPO may not have gained (smoke), SFT may have gained nothing or more than PPO.
+_ppo_gain, _sft_gain = final_small["win"] - 0.5, sft_eval["win"] - 0.5
+_ppo = f"PPO β={BETA_SMALL:g}"
+_wins = f"SFT's win rate {sft_eval['win']:.3f}, {_ppo}'s {final_small['win']:.3f}"
+if _ppo_gain <= 0:
+    _bought = f"{_ppo} itself did not beat π_ref in this run, so there is no gain to take a share of ({_wins})"
+elif _sft_gain <= 0:
+    _bought = f"it bought none of {_ppo}'s gain over a coin flip ({_wins})"
+elif _sft_gain >= _ppo_gain:
+    _bought = f"it gained at least as much over a coin flip as {_ppo} did ({_wins})"
+else:
+    _bought = f"it bought {_sft_gain / _ppo_gain:.0%} of {_ppo}'s gain over a coin flip ({_wins})"
+_drift = f"{sft_eval['kl']:.2f} nats from π_ref against {_ppo}'s {final_small['kl']:.2f}" + (
+    f" ({sft_eval['kl'] / final_small['kl']:.0%} of its drift)" if final_small["kl"] > 0 else "")
+display(Markdown(f"**The cheapest method.** SFT on the winners (Preferred-FT: no reward model, no sampling while "
+                 f"training) moved {_drift}, and {_bought}. Both win rates carry the intervals in the table."))
 
 # %% [markdown]
 # **A leash or a stopwatch?** Without a leash, the gold score of the β = 0 run rose before it fell. Had we stopped
@@ -906,26 +923,149 @@ lesson.finish()
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (2 points).** The noise ceiling. Given gold scores of the two answers in each pair (tensors
-# `gold_a`, `gold_b`) and a labeller temperature `tau`, return the expected fraction of Bradley–Terry labels
-# that agree with the better answer, as a Python float.
+# **Exercise 1 (2 points): predict, then measure. Two ways to estimate a KL from samples.**
+# Section 3 defined $\mathrm{KL}(\pi\,\|\,\pi_{ref}) = \sum_x \pi(x)\log\frac{\pi(x)}{\pi_{ref}(x)}$, and section 7's
+# leash charges every sampled character $\beta\,(\log\pi - \log\pi_{ref})$. That charge is one *sample* of the KL: draw
+# x from π, and the average of $\log\pi(x) - \log\pi_{ref}(x)$ over many draws is the KL. It is not the only
+# single-sample estimator. With the ratio $r = \pi_{ref}(x)/\pi(x)$, John Schulman's note *Approximating KL
+# divergence* (2020) compares
+#
+# $$k_1 = -\log r = \log\pi(x) - \log\pi_{ref}(x) \quad\text{(the leash's)}, \qquad k_3 = (r - 1) - \log r .$$
+#
+# An analogy: two thermometers that both read the right temperature *on average*; you want the one whose single
+# readings jump around less, and you would like a thermometer that never shows a negative distance.
+#
+# 1. *Predict first.* Before you run anything, answer in `my_predictions`: which of the two can come out **negative
+#    on a single sample** (`"k1"`, `"k3"`, `"both"` or `"neither"`)? And when π and π_ref are **close**, which one
+#    has the **smaller spread** from sample to sample (`"k1"` or `"k3"`)? Only the format is graded: the point is to
+#    commit before the measurement can sway you.
+# 2. *Then write* `kl_estimates(logp, logp_ref)`. Its inputs are two tensors of the same shape: for samples x drawn
+#    from π, `logp` holds $\log\pi(x)$ and `logp_ref` holds $\log\pi_{ref}(x)$ (one value per sample, or per character
+#    of a batch of responses). Return `(k1, k3)`, two tensors of that same shape, one estimate per sample. If the
+#    shapes differ, raise a `ValueError` whose message names `logp_ref`: PyTorch would otherwise *broadcast* a
+#    `(4,)` against a `(4, 1)` into 16 meaningless pairs without a word.
+#
+# The cell after the tests draws samples from two pairs of distributions, one close and one far apart, and prints
+# your predictions next to what it measures.
 
-# %% nbgrader={"grade": false, "grade_id": "ex1_ceiling", "locked": false, "schema_version": 3, "solution": true}
-def expected_agreement(gold_a, gold_b, tau=1.0):
+# %% nbgrader={"grade": false, "grade_id": "ex1_kl_estimates", "locked": false, "schema_version": 3, "solution": true}
+### BEGIN SOLUTION
+my_predictions = {"negative_on_one_sample": "k1", "smaller_spread_when_close": "k3"}
+### END SOLUTION
+
+
+def kl_estimates(logp, logp_ref):
+    """k1 and k3 of KL(π ‖ π_ref), one per sample, from log π(x) and log π_ref(x) of samples x drawn from π."""
     ### BEGIN SOLUTION
-    return torch.sigmoid((gold_a - gold_b).abs() / tau).mean().item()
+    if logp.shape != logp_ref.shape:
+        raise ValueError(f"logp_ref has shape {tuple(logp_ref.shape)} but logp has shape {tuple(logp.shape)}: "
+                         "they must hold one value each per sample")
+    log_r = logp_ref - logp
+    return -log_r, torch.expm1(log_r) - log_r          # expm1(u) = e^u − 1, exact even for tiny u
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-assert abs(expected_agreement(torch.tensor([1.0]), torch.tensor([1.0])) - 0.5) < 1e-9
+assert isinstance(my_predictions, dict) and set(my_predictions) == {"negative_on_one_sample", "smaller_spread_when_close"}
+assert my_predictions["negative_on_one_sample"] in ("k1", "k3", "both", "neither")
+assert my_predictions["smaller_spread_when_close"] in ("k1", "k3")
+_k1, _k3 = kl_estimates(torch.tensor([-1.0, -2.0]), torch.tensor([-2.0, -1.0]))
+assert torch.allclose(_k1, torch.tensor([1.0, -1.0]))                        # log π − log π_ref
+assert torch.allclose(_k3, torch.tensor([math.exp(-1), math.e - 2]))         # r = 1/e, then r = e
 ### BEGIN HIDDEN TESTS
-_a, _b = torch.randn(500), torch.randn(500)
-for _tau in (0.5, 1.0, 3.0):
-    assert abs(expected_agreement(_a, _b, _tau) - noise_ceiling(_a, _b, _tau)) < 1e-6
-_picks, _ = sample_labels(_a.repeat(400), _b.repeat(400), tau=2.0, generator=torch.Generator().manual_seed(1))
-assert abs((_picks == (_a.repeat(400) > _b.repeat(400))).float().mean().item() - expected_agreement(_a, _b, 2.0)) < 0.01
+_gen = torch.Generator().manual_seed(1)
+# by hand, on random per-character log-probabilities of a batch of responses
+_lp, _lq = -4 * torch.rand(8, 48, generator=_gen), -4 * torch.rand(8, 48, generator=_gen)
+_k1, _k3 = kl_estimates(_lp, _lq)
+_r = (_lq - _lp).exp()
+assert _k1.shape == _k3.shape == _lp.shape
+assert torch.allclose(_k1, -_r.log(), atol=1e-5) and torch.allclose(_k3, _r - 1 - _r.log(), atol=1e-5)
+assert (_k3 >= -1e-6).all() and (_k1 < 0).any()
+# unbiased: both means within 4 standard errors of the exact KL, for a close and a far pair
+_p = torch.softmax(torch.randn(30, generator=_gen), 0)
+for _shift in (0.3, 1.0):
+    _q = torch.softmax(_p.log() + _shift * torch.randn(30, generator=_gen), 0)
+    _x = torch.multinomial(_p, 200_000, replacement=True, generator=_gen)
+    _k1, _k3 = kl_estimates(_p.log()[_x], _q.log()[_x])
+    _exact = (_p * (_p / _q).log()).sum().item()
+    for _k in (_k1, _k3):
+        assert abs(_k.mean().item() - _exact) < 4 * _k.std().item() / len(_k) ** 0.5, (_shift, _k.mean(), _exact)
+    assert (_k3 >= -1e-6).all()
+    if _shift == 0.3:
+        assert _k3.var() < _k1.var()                 # close distributions: k3 is the steadier thermometer
+# mismatched shapes: a clear error, never a silent broadcast
+for _a, _b in ((torch.zeros(4), torch.zeros(4, 1)), (torch.zeros(3), torch.zeros(2))):
+    try:
+        kl_estimates(_a, _b)
+        raise AssertionError("kl_estimates accepted logp and logp_ref of different shapes")
+    except ValueError as _e:
+        assert "logp_ref" in str(_e)
 ### END HIDDEN TESTS
+
+# %%
+# The measurement: π over 20 outcomes, and two π_ref (a close one and a far one); 100,000 samples from π each,
+# drawn with a generator of their own so the lesson's random numbers stay untouched. The exact KL is section 3's `kl`.
+_gen = torch.Generator().manual_seed(seed + 100)
+_pi = torch.softmax(torch.randn(20, generator=_gen), 0)
+_measured, _rows = {}, ["| π_ref | exact KL | k1: mean ± 2 s.e. | k3: mean ± 2 s.e. | samples with k1 < 0 "
+                        "| with k3 < 0 | spread (std) k1 | spread (std) k3 |", "|---|---|---|---|---|---|---|---|"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+for ax, (name, shift) in zip(axes, (("close", 0.1), ("far apart", 1.0))):
+    _ref = torch.softmax(_pi.log() + shift * torch.randn(20, generator=_gen), 0)
+    _x = torch.multinomial(_pi, 100_000, replacement=True, generator=_gen)
+    _k1, _k3 = kl_estimates(_pi.log()[_x], _ref.log()[_x])
+    _measured[name] = {"k1": _k1, "k3": _k3, "exact": kl(_pi, _ref)}
+    _se = lambda k: 2 * k.std().item() / len(k) ** 0.5
+    _rows.append(f"| {name} | {kl(_pi, _ref):.5f} | {_k1.mean():.5f} ± {_se(_k1):.5f} | {_k3.mean():.5f} ± "
+                 f"{_se(_k3):.5f} | {(_k1 < 0).float().mean():.0%} | {(_k3 < 0).float().mean():.0%} "
+                 f"| {_k1.std():.4f} | {_k3.std():.4f} |")
+    _bins = torch.linspace(min(_k1.min(), _k3.min()).item(), max(_k1.max(), _k3.max()).item(), 60)
+    ax.hist(_k1.numpy(), bins=_bins.numpy(), alpha=0.6, label="k1 = log π − log π_ref")
+    ax.hist(_k3.numpy(), bins=_bins.numpy(), alpha=0.6, label="k3 = (r − 1) − log r")
+    ax.axvline(kl(_pi, _ref), color="black", lw=1, label="exact KL")
+    ax.set_title(f"π_ref {name} (exact KL {kl(_pi, _ref):.3f} nats)", fontsize=10)
+    ax.set_xlabel("one sample's estimate (nats)")
+    ax.set_yticks([])
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+display(Markdown("\n".join(_rows)))
+_negative = [k for k in ("k1", "k3") if any((m[k] < 0).any() for m in _measured.values())]
+_steadier = min(("k1", "k3"), key=lambda k: _measured["close"][k].std().item())
+_share_below = {k: torch.cat([m[k] for m in _measured.values()]).lt(0).float().mean().item() for k in ("k1", "k3")}
+display(Markdown(
+    f"Can one sample's estimate be negative? You predicted **{my_predictions['negative_on_one_sample']}**; measured: "
+    f"**{'both' if len(_negative) == 2 else _negative[0] if _negative else 'neither'}** (samples below zero, both "
+    f"pairs together: k1 {_share_below['k1']:.0%}, k3 {_share_below['k3']:.0%}). Which is steadier when π and π_ref "
+    f"are close? You predicted **{my_predictions['smaller_spread_when_close']}**; measured: **{_steadier}** (there, "
+    f"k1's standard deviation is {_measured['close']['k1'].std() / _measured['close']['k3'].std():.1f} times k3's)."))
+
+# %% [markdown]
+# **Reading your result.**
+#
+# * **k1 can be negative on one sample, k3 never.** k1 = log π(x) − log π_ref(x) is negative whenever π_ref likes the
+#   sample more than π does, and while the two differ such samples always exist: both add up to 1, so where π has
+#   less mass than π_ref somewhere, it has more elsewhere. Only k1's *average* is guaranteed to be ≥ 0. For k3, the
+#   logarithm lies below its tangent line at 1: $\log r \le r - 1$ for every $r > 0$, with equality only at r = 1. So
+#   $k_3 = (r - 1) - \log r \ge 0$ on every single sample, and is 0 only where the two distributions agree.
+# * **Both are right on average (unbiased).** For x drawn from π, $E_\pi[r] = \sum_x \pi(x)\,\frac{\pi_{ref}(x)}{\pi(x)}
+#   = \sum_x \pi_{ref}(x) = 1$ (whenever π gives every outcome some probability, as a softmax always does). So
+#   $E[k_1] = E_\pi[\log\pi - \log\pi_{ref}] = \mathrm{KL}$ by section 3's definition, and $k_3 = k_1 + (r - 1)$ adds a
+#   term whose average is exactly 0: $E[k_3] = \mathrm{KL}$ too. So each mean in the table should land within its
+#   error bar (two standard errors) of the exact KL, about 19 times in 20; a biased one would fall further outside
+#   its error bar as the samples grow and the bar shrinks.
+# * **Why k3 is steadier when the two are close.** Write $r = 1 + \varepsilon$ with ε small. Then
+#   $k_1 = -\log(1+\varepsilon) \approx -\varepsilon + \varepsilon^2/2$ swings by about ε either way, while
+#   $k_3 \approx \varepsilon^2/2$: the added $r - 1 = \varepsilon$ cancels k1's big first-order swing, leaving only
+#   the small second-order part. The KL itself is of order ε², so one k1 sample is mostly noise around a small
+#   number. (Statisticians call such a zero-mean helper term a *control variate*.) When the distributions are far
+#   apart, r can be huge on rare samples and k3's advantage shrinks or can vanish: compare the two panels.
+#
+# Who uses which: our PPO puts k1, per character, into the reward (Ziegler et al., 2019; InstructGPT), so a
+# character π_ref likes more than π earns a small bonus, harmless on average. GRPO (DeepSeekMath, 2024) puts k3,
+# per token, into its loss, and cites Schulman's note for it. The lesson's evaluator uses neither: at every
+# position of a sampled response it sums section 3's formula exactly over all characters, and samples only the
+# prefixes.
 
 # %% [markdown]
 # **Exercise 2 (3 points).** Generalised advantage estimation, vectorised over a batch. `rewards` and
