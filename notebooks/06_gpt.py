@@ -124,6 +124,10 @@ print(repr(text[:120]))
 # so any text at all, including emoji and scripts never seen in training, can be encoded, and nothing is ever
 # "unknown". Before counting pairs, text is cut into chunks with a regular expression (words with their leading
 # space, numbers, punctuation, whitespace), so merges never glue the end of one word to the start of the next.
+# Read in order, its alternatives are: the English contraction endings (`'s`, `'t`, `'re`, `'ll` ...); an optional
+# space then a run of letters of any script (`\p{L}`); an optional space then a run of digits; an optional space
+# then a run of anything else but spaces (punctuation); and runs of whitespace, where `\s+(?!\S)` keeps the last
+# space of a run back, so that it can start the next word (" the" stays one chunk).
 #
 # Here is the whole training algorithm, written the slow and obvious way:
 
@@ -329,7 +333,9 @@ claims.check("gpt_from_scratch_matches_course_lib", gap < 1e-5, required_at="alw
 #
 # nanoGPT's README gives a recipe for people with only a laptop: 4 layers, 4 heads, 128-dimensional
 # embeddings, a 64-character context, batches of 12, 2000 steps, learning rate 1e-3 decaying to 1e-4 on a
-# cosine after 100 warm-up steps, AdamW with β₂ = 0.99, no dropout. Its README reports a validation loss of
+# cosine after 100 warm-up steps, AdamW with β₂ = 0.99, no dropout (dropout zeroes a random share of the
+# activations at each training step so the network cannot lean on any one of them; a guard against memorising,
+# which a model this small on this much text hardly needs). Its README reports a validation loss of
 # **1.88** for it.
 #
 # **What those words mean.** *AdamW* is gradient descent with two running averages per weight: the average
@@ -437,7 +443,9 @@ display(Markdown(
 
 # %% [markdown]
 # Is our recipe really nanoGPT's? Three checks say yes. It matches line by line (shape, batch, steps, learning
-# rates and schedule, β₂, weight decay on matrices only, clipping at 1, GPT-2's initialisation). The exact GELU
+# rates and schedule, β₂, weight decay on matrices only, clipping at 1, GPT-2's initialisation: weights drawn
+# with standard deviation 0.02, and the layers that write into the residual stream scaled down by 1/√(2 × layers)
+# so that adding up many blocks does not make the stream grow with depth). The exact GELU
 # that nanoGPT uses instead of our tanh approximation moves the result by less than 0.001. And on a GPU
 # (`profile=gpu`, an NVIDIA H200), nanoGPT's bigger Shakespeare recipe in section 4 lands on **1.4700**
 # against nanoGPT's published 1.4697, while the baby recipe there gives 1.902 again: not a CPU quirk.

@@ -617,9 +617,10 @@ for question in (demo_questions if chat_recipe.real_model else []):
 # %% [markdown]
 # Read those answers the way you would read a stranger's: some are right, some are wrong, and the tone is the
 # same either way. Look hard at the arithmetic and the translation: a 135 M model often gets such questions
-# wrong with total assurance. Arithmetic has an answer a program can check, which is the opening for two ideas
-# this course meets next: handing the sum to a tool (a calculator), and training on rewards that check the
-# answer (lesson 11).
+# wrong with total assurance. Arithmetic has an answer a program can check, which opens two roads. One hands the
+# sum to a tool: the model writes a call, a calculator computes, the result is pasted back into the context
+# (Toolformer, 2023; nanochat's chat model does this with a Python calculator). This course does not build it.
+# The other trains the model on rewards that check the answer, and lesson 11 takes that road.
 #
 # **Memory across turns.** The model has no memory of its own: each turn, the *whole conversation so far* is
 # rendered through the template and fed back in, so whatever fits in the context window can be remembered.

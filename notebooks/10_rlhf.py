@@ -26,8 +26,8 @@
 # The step that turned GPT-3 into ChatGPT (2022) was to fine-tune the model on **what people prefer**:
 #
 # 1. **Pretraining**: learn the language from a mountain of text (lesson 06; we reuse its model).
-# 2. **Supervised fine-tuning (SFT)**, a.k.a. instruction tuning: show it good answers and train it to
-#    imitate them.
+# 2. **Supervised fine-tuning (SFT)**: show it good answers and train it to imitate them (lesson 09's loss;
+#    there the examples were demonstrations of many tasks, here they are the answers people preferred).
 # 3. **Reward model (RM)**: people compare pairs of answers ("A is better than B"); a network learns to
 #    predict their choices and turns them into a score.
 # 4. **Reinforcement learning (PPO)**: the model writes answers, the RM scores them, and the model is nudged
@@ -911,11 +911,22 @@ for label in ("π_ref", small, free):
 #    for every prompt, and the KL only measures distance, not whether the drift is harmful.
 # 3. **Our "human" is a toy.** Positive sentiment is a stand-in for "helpful, honest and harmless". People
 #    disagree with each other, reward length and confident tone, and can be fooled by fluent nonsense: the
-#    real reward is much harder to pin down than any judge we could write.
+#    real reward is much harder to pin down than any judge we could write. Section 14 showed our gold judge
+#    has blind spots of its own, so every win rate in this lesson is a win rate *under that judge*: read each one
+#    beside the samples it came from.
 # 4. **What came next.** DPO and its relatives (IPO, KTO) made preference tuning cheap; RLAIF and
 #    Constitutional AI replace some human labels with a model's judgement; GRPO (2024) drops PPO's value head
 #    and, like RLOO (`course_lib.rlhf.ppo` with `advantage="rloo"`), uses other samples of the same prompt as the
-#    baseline; and for tasks with checkable answers (maths, code), the "human" becomes a verifier.
+#    baseline; and for tasks with checkable answers (maths, code), the "human" becomes a verifier (lesson 11).
+# 5. **Where this course's map ends.** You have not chatted with a model *you* trained end to end, and that is a
+#    choice of budget, not of principle: the stages were each run where they are cheap enough to measure (06's
+#    Shakespeare model, 09's tasks, this lesson's critic and judge), and the real chat model came ready-made in
+#    09. nanochat runs the whole pipeline (tokenizer, pretraining, SFT, RL) on one rented 8-GPU machine in a few
+#    hours; this course's `gpu` profile runs the same lessons with larger budgets, still far from that. Also off the map:
+#    safety training (refusals, harmlessness data, red-teaming) beyond the one clause above; standard benchmarks
+#    (MMLU, GSM8K, HumanEval) and the contamination that haunts them; and training at scale (mixed precision
+#    across many GPUs, sharded optimisers such as ZeRO/FSDP, FlashAttention's tiling, mixtures of experts, and
+#    the data curation that decides most of a model's quality). Stanford's CS336 and nanochat are good next steps.
 
 # %%
 lesson.finish()
