@@ -1235,31 +1235,169 @@ assert torch.allclose(_lib(_x, attention_mask(_real, False)[:, None]), _lib(_x, 
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 3 (2 points).** Merge a LoRA adapter by hand. Given the frozen weight `W` (out, in), the
-# adapter matrices `A` (r, in) and `B` (out, r) and `alpha`, return the single matrix that computes the same
-# function as the adapted layer (bias aside).
+# **Exercise 3 (2 points). Write BERT's masking rule yourself: predict first, then build it.** Section 2 let the
+# library's `mask_tokens` corrupt the input; exercise 1 measured what that rule hands the model. Now you write the
+# rule. Here is what it does to one padded sentence (the numbers are one possible draw):
+#
+# ```
+# token         [CLS]   the     film    was     great   .       [SEP]   [PAD]
+# special?      yes                                             yes     yes     <- never picked
+# picked?       no      no      yes     no      yes     no      no      no      <- chance 0.15 each
+# second draw                   0.42            0.93                            <- one per token
+# BERT is shown [CLS]   the     [MASK]  was     great   .       [SEP]   [PAD]
+# label         -100    -100    film    -100    great   -100    -100    -100
+# ```
+#
+# At a picked token the second draw decides what BERT is shown: below 0.8 `[MASK]` (as at *film*), from 0.8 to
+# 0.9 a random ordinary token, from 0.9 up the token itself (as at *great*, which BERT must still predict).
+#
+# *Analogy*: a teacher's fill-in-the-gaps sheet. Most chosen words are blanked out, a few are swapped for a wrong
+# word and a few are left as they were; the pupil writes the right word at every position, is marked only on the
+# chosen ones, and is never told which those were.
+#
+# 1. *Predict first.* Before you write or run anything, answer in `my_answer` (`"a"`, `"b"`, `"c"` or `"d"`): why does
+#    BERT show a random word 10 % of the time and the real word 10 % of the time, instead of always writing `[MASK]`?
+#    Only the format is graded: the point is to commit to an answer before the cell after the tests shows the
+#    paper's.
+#    * (a) It saves compute: only the `[MASK]` positions need a prediction.
+#    * (b) A `[MASK]` tells the model where a word was removed, and it could use that to cheat.
+#    * (c) Fine-tuning text contains no `[MASK]`. If every picked word became `[MASK]`, every word the model can see
+#      would be correct and never asked about, so nothing would make it build a useful vector for a visible word,
+#      which is all fine-tuning will give it.
+#    * (d) `[MASK]` positions are too easy: without the other 20 % the loss would reach zero early and training
+#      would stop teaching.
+# 2. *Then write* `mask_for_mlm(ids, special_mask, mask_id, random_ids, generator)`:
+#    * `ids`: a tensor of token ids (a batch `(B, T)` in this lesson); `special_mask`: a boolean tensor of the same
+#      shape, True where a token must never be picked (`[CLS]`, `[SEP]`, `[PAD]`, ...). If the shapes differ, raise a
+#      `ValueError` whose message names `special_mask` (PyTorch would otherwise broadcast one row over the batch
+#      without a word);
+#    * pick each non-special position with probability 0.15; at a picked position write `mask_id` with probability
+#      0.8, a token drawn uniformly from `random_ids` (the ordinary tokens, never a special one) with probability
+#      0.1, and leave the token as it was otherwise. A random draw may happen to give back the original word; the
+#      library allows that too;
+#    * return `(inputs, labels)`, two new tensors of `ids`' shape (leave `ids` itself as it was): `labels` holds
+#      the original token where picked and −100 (`IGNORE`, the value the loss skips) everywhere else;
+#    * draw every random number from `generator` (`torch.rand(shape, generator=generator)`,
+#      `torch.randint(n, shape, generator=generator)`) and none from PyTorch's global one: the same seed must give
+#      the same masks, and the lesson's own random numbers must stay untouched.
+#
+# The cell after the tests masks one batch of real windows with your function and with the library's, and prints
+# the shares side by side with their binomial standard errors.
 
-# %% nbgrader={"grade": false, "grade_id": "ex3_lora_merge", "locked": false, "schema_version": 3, "solution": true}
-def merge_adapter(W, A, B, alpha):
+# %% nbgrader={"grade": false, "grade_id": "ex3_mask_for_mlm", "locked": false, "schema_version": 3, "solution": true}
+### BEGIN SOLUTION
+my_answer = "c"
+### END SOLUTION
+
+
+def mask_for_mlm(ids, special_mask, mask_id, random_ids, generator):
+    """BERT's rule: (inputs, labels) with 15 % of the non-special positions picked and shown 80/10/10."""
     ### BEGIN SOLUTION
-    r = A.shape[0]
-    return W + (alpha / r) * B @ A
+    if special_mask.shape != ids.shape:
+        raise ValueError(f"special_mask has shape {tuple(special_mask.shape)} but ids has shape {tuple(ids.shape)}: "
+                         "it needs one flag per token")
+    draw = {"generator": generator, "device": ids.device}
+    picked = (torch.rand(ids.shape, **draw) < 0.15) & ~special_mask.bool()
+    roll = torch.rand(ids.shape, **draw)                   # one draw per position decides [MASK] / random / unchanged
+    replacement = random_ids.to(ids.device)[torch.randint(len(random_ids), ids.shape, **draw)]
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (roll < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (roll >= 0.8) & (roll < 0.9), replacement, inputs)
+    return inputs, labels
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_W = torch.randn(4, 3)
-assert torch.equal(merge_adapter(_W, torch.zeros(2, 3), torch.zeros(4, 2), 8.0), _W)
+assert my_answer in ("a", "b", "c", "d"), 'write your answer down first: "a", "b", "c" or "d"'
+_ids = torch.tensor([tok.encode("the film was great .") + [tok.pad_id] * 2] * 200)
+_special = torch.isin(_ids, torch.tensor(sorted(tok.special_ids)))
+_inputs, _labels = mask_for_mlm(_ids, _special, tok.mask_id, random_ids, torch.Generator().manual_seed(0))
+assert _inputs.shape == _labels.shape == _ids.shape
+assert (_labels[_special] == IGNORE).all(), "a special token was picked"
+_picked = _labels != IGNORE
+assert torch.equal(_labels[_picked], _ids[_picked]), "a picked position's label must be the original token"
+assert torch.equal(_inputs[~_picked], _ids[~_picked]), "positions that were not picked must stay as they were"
+assert 0.10 < _picked.sum() / (~_special).sum() < 0.20, "about 15 % of the ordinary tokens should be picked"
 ### BEGIN HIDDEN TESTS
-from course_lib.bert.lora import LoRALinear
+import random as _random
 
-torch.manual_seed(5)
-_base = nn.Linear(6, 5)
-_lora = LoRALinear(_base, rank=3, alpha=12.0)
-with torch.no_grad():
-    _lora.lora_B.normal_()
-_x = torch.randn(4, 6)
-assert torch.allclose(_x @ merge_adapter(_base.weight, _lora.lora_A, _lora.lora_B, 12.0).T + _base.bias,
-                      _lora(_x), atol=1e-5)
-assert torch.allclose(merge_adapter(_base.weight, _lora.lora_A, _lora.lora_B, 12.0), _lora.merged().weight)
+# a vocabulary of 30: 0-4 are specials ([PAD], [UNK], [CLS], [SEP], [MASK]), 5 is an [unused] slot, 6-29 are ordinary
+_gen = torch.Generator().manual_seed(123)
+_rand_ids = torch.arange(6, 30)
+_ids = _rand_ids[torch.randint(len(_rand_ids), (400, 130), generator=_gen)]
+_ids[:, 0] = 2
+_lengths = torch.randint(90, 130, (400,), generator=_gen)
+for _r, _n in enumerate(_lengths.tolist()):
+    _ids[_r, _n - 1] = 3
+    _ids[_r, _n:] = 0
+_special = torch.isin(_ids, torch.arange(5))
+_special[:, 1] = True                         # a flagged ordinary token: special_mask decides, not the token's id
+_before = _ids.clone()
+_inputs, _labels = mask_for_mlm(_ids, _special, 4, _rand_ids, torch.Generator().manual_seed(7))
+assert torch.equal(_ids, _before), "mask_for_mlm changed its input"
+_picked = _labels != -100
+assert not _picked[_special].any(), "a special position was picked"
+assert torch.equal(_labels[_picked], _ids[_picked]) and torch.equal(_inputs[~_picked], _ids[~_picked])
+# shares within four binomial standard errors: 15 % of the eligible; 80 / 10 / 10 of the picked (a random draw gives
+# back the original word with probability 1/24 here, so "unchanged" expects 0.1 + 0.1/24 and "random" 0.1 - 0.1/24)
+_n_el, _n_p = int((~_special).sum()), int(_picked.sum())
+_as_mask = _picked & (_inputs == 4)
+_as_random = _picked & (_inputs != 4) & (_inputs != _ids)
+_unchanged = _picked & (_inputs == _ids)
+for _share, _n, _p in ((_n_p / _n_el, _n_el, 0.15), (int(_as_mask.sum()) / _n_p, _n_p, 0.8),
+                       (int(_as_random.sum()) / _n_p, _n_p, 0.1 - 0.1 / 24),
+                       (int(_unchanged.sum()) / _n_p, _n_p, 0.1 + 0.1 / 24)):
+    assert abs(_share - _p) < 4 * (_p * (1 - _p) / _n) ** 0.5, (_share, _p)
+# random replacements: ordinary tokens only (never a special, never the [unused] slot), and every one of them in use
+assert torch.isin(_inputs[_as_random], _rand_ids).all(), "a random replacement was not drawn from random_ids"
+assert set(_inputs[_as_random].tolist()) == set(_rand_ids.tolist()), "random replacements must cover random_ids"
+# the generator, and only the generator: the same seed gives the same output, the global random state is untouched
+torch.manual_seed(0)
+_random.seed(0)
+np.random.seed(0)
+_states = (torch.get_rng_state(), _random.getstate(), np.random.get_state()[1].copy())
+_g = torch.Generator().manual_seed(7)
+_again = mask_for_mlm(_ids, _special, 4, _rand_ids, _g)
+assert torch.equal(torch.get_rng_state(), _states[0]), "mask_for_mlm drew from PyTorch's global random numbers"
+assert _random.getstate() == _states[1] and np.array_equal(np.random.get_state()[1], _states[2])
+assert torch.equal(_again[0], _inputs) and torch.equal(_again[1], _labels), "the same seed must give the same masks"
+_next = mask_for_mlm(_ids, _special, 4, _rand_ids, _g)            # the generator moved on: a new draw
+_other = mask_for_mlm(_ids, _special, 4, _rand_ids, torch.Generator().manual_seed(8))
+assert not torch.equal(_next[1], _labels) and not torch.equal(_other[1], _labels)
+# mismatched shapes: a clear error naming the argument, never a silent broadcast
+for _bad in (_special[:, :-1], _special[0], _special[None]):
+    try:
+        mask_for_mlm(_ids, _bad, 4, _rand_ids, torch.Generator().manual_seed(0))
+        raise AssertionError("mask_for_mlm accepted a special_mask whose shape differs from ids")
+    except ValueError as _e:
+        assert "special_mask" in str(_e)
 ### END HIDDEN TESTS
+
+# %%
+# One batch of real windows, built as section 2 built its batch, masked by your function and by the library's
+# `mask_tokens`, each with a generator of its own (the lesson's random numbers stay untouched).
+_windows, _ = window_batch(train_stream, 62, 512, torch.Generator().manual_seed(seed + 7))
+_batch = torch.cat([torch.full((512, 1), tok.cls_id), _windows, torch.full((512, 1), tok.sep_id)], dim=1)
+_special = torch.isin(_batch, torch.tensor(sorted(tok.special_ids)))
+_runs = {"yours": mask_for_mlm(_batch, _special, tok.mask_id, random_ids, torch.Generator().manual_seed(seed + 8)),
+         "library": mask_tokens(_batch, tok.special_ids, tok.mask_id, random_ids, torch.Generator().manual_seed(seed + 9))}
+_shares = {}
+for _who, (_inp, _lab) in _runs.items():
+    _picked = _lab != IGNORE
+    _n_el, _n_p = int((~_special).sum()), int(_picked.sum())
+    _m, _u = int((_inp[_picked] == tok.mask_id).sum()), int((_inp[_picked] == _batch[_picked]).sum())
+    _shares[_who] = {"picked": (_n_p / _n_el, _n_el), "[MASK]": (_m / _n_p, _n_p),
+                     "random": ((_n_p - _m - _u) / _n_p, _n_p), "unchanged": (_u / _n_p, _n_p)}
+    print(f"{_who}: specials picked {int(_picked[_special].sum())}")
+print(f"{'share':>10} {'yours':>16} {'library':>16}   difference")
+for _k in _shares["yours"]:
+    (_a, _na), (_b, _nb) = _shares["yours"][_k], _shares["library"][_k]
+    _se_a, _se_b = (_a * (1 - _a) / _na) ** 0.5, (_b * (1 - _b) / _nb) ** 0.5
+    _z = (_a - _b) / max((_se_a ** 2 + _se_b ** 2) ** 0.5, 1e-12)
+    print(f"{_k:>10} {_a:8.2%} ± {_se_a:.2%} {_b:8.2%} ± {_se_b:.2%}   {_z:+.1f} s.e."
+          + ("" if abs(_z) < 3 else "   <- more than 3 s.e. apart: look again"))
+print(f"\nYour answer: ({my_answer}). The paper's reason is (c): fine-tuning never shows a [MASK], so pretraining must "
+      "also teach\nthe model to represent words it can see; because any visible word might be a replacement or a "
+      "picked word,\nthe model has to keep a good vector for every one of them. BERT's own ablation (Devlin et al., "
+      "appendix C.2)\nfound the split mattered little when the whole model is fine-tuned, and most when its vectors "
+      "are used frozen:\nthere, always-[MASK] (and always-random) did clearly worse than 80/10/10.")
