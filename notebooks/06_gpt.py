@@ -210,8 +210,26 @@ print(f"our BPE trained in {bpe_seconds:.1f} s on this machine")
 #
 # Lesson 05's attention lets every token look at every other one. A GPT must not peek at the answer, so position
 # *t* sees only positions ≤ *t*. We enforce it by setting the scores of future positions to −∞ before the
-# softmax: their weights become exactly zero. Here it is with nothing hidden: the projections, the heads, the
-# mask, the weighted sum.
+# softmax: their weights become exactly zero.
+#
+# Start from the simplest thing a position could do with its past: average it. A running average is one matrix
+# product. Row *t* of a lower-triangular matrix holds 1/(t+1) in its first t+1 columns and 0 after, so
+# multiplying it into the sequence gives every position the mean of itself and everything before it, and nothing
+# after. The masked softmax builds exactly such a matrix: scores of all-equal values with the future set to −∞
+# give those very rows. Attention then lets the scores differ, so each position chooses *which* of its past to
+# average, with weights it computes from the data.
+
+# %%
+values = torch.tensor([[1.0], [3.0], [5.0], [7.0]])                      # 4 positions, one number each
+T4 = len(values)
+average_the_past = torch.tril(torch.ones(T4, T4)) / torch.arange(1, T4 + 1).unsqueeze(1)
+from_softmax = torch.zeros(T4, T4).masked_fill(torch.ones(T4, T4, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+print("lower-triangular averaging matrix:\n", average_the_past)
+print("running averages:", (average_the_past @ values).squeeze(1).tolist())
+print("the masked softmax of equal scores gives the same matrix:", torch.allclose(average_the_past, from_softmax))
+
+# %% [markdown]
+# Here is the real thing with nothing hidden: the projections, the heads, the mask, the weighted sum.
 
 # %%
 def causal_self_attention(x, w_qkv, b_qkv, w_out, b_out, n_head, return_weights=False):
