@@ -72,6 +72,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import transformers
 from IPython.display import Markdown, display
+from matplotlib.patches import Rectangle
 from tokenizers import BertWordPieceTokenizer
 
 from course_lib.bert import (ANALOGY_PAIRS, BERT, BertConfig, EncoderLayer, IGNORE, accuracy_on, add_lora,
@@ -79,7 +80,7 @@ from course_lib.bert import (ANALOGY_PAIRS, BERT, BertConfig, EncoderLayer, IGNO
                              clean_wikitext, evaluate_mlm, fill_mask, fit_probe, load_minilm, mask_tokens,
                              merge_lora, minilm_dir, mlm_batch, mlm_batches_by_step, mlm_loss, nearest_tokens,
                              ordinary_ids, sentence_embeddings, solve_analogies, token_stream, whole_word_mask)
-from course_lib.core import Trainer, count_parameters, data, interactive, plots
+from course_lib.core import Trainer, count_parameters, data, diagrams, interactive, plots
 from course_lib.gpt import GPT, GPTConfig, generate
 from course_lib.harness.lesson import Lesson
 from course_lib.recipes import BertRecipe
@@ -1074,6 +1075,56 @@ claims.check("minilm_sst2_dev_at_least_87pct", minilm_acc >= 0.87, required_at="
 # (the backward pass only carries gradients through them), about two thirds of a full step's work, so LoRA gets
 # 1.5× as many steps. On a CPU a step saves less time than that: the run prints both times. Its few weights
 # also take a larger learning rate. (At equal steps, LoRA ended about a point behind on average over our seeds.)
+#
+# First the picture. *Low rank* means the change $BA$ is a full $d \times d$ table of corrections described by
+# only $2dr$ numbers: every one of its rows is a mix of the same $r$ rows of $A$. A times table is the everyday
+# case: its $10 \times 10$ entries all follow from two lists of ten numbers (rank 1), and rank $r$ is a sum of $r$
+# such tables. Below, drawn from this lesson's MiniLM and rank: the matrices to scale, the two paths the input
+# takes while training, and the single matrix left after merging.
+
+# %% tags=["hide-input"]
+_d, _r = minilm.cfg.d_model, recipe.lora_rank
+_alpha = 2 * recipe.lora_rank                      # the alpha of the add_lora call below
+_scale = _alpha / _r                               # what LoRALinear multiplies B·A·x by
+_frozen, _trained = "#8C8C8C", diagrams.PALETTE[1]
+_nodes = {
+    # the two paths while training
+    "x": (4.2, 0.0, f"x  ({_d} numbers)"),
+    "W": (2.9, 2.0, f"W  {_d}×{_d}\nfrozen", _frozen),
+    "A": (5.5, 1.2, f"A  {_r}×{_d}\nsqueeze to {_r}", _trained),
+    "B": (5.5, 2.8, f"B  {_d}×{_r}\nstarts at 0", _trained),
+    "sum": (4.2, 3.8, "+", "op"),
+    "h": (4.2, 4.9, "h = Wx + (α/r)·BAx"),
+    # after training: merged into one matrix
+    "x2": (9.3, 0.0, f"x  ({_d} numbers)"),
+    "W2": (9.3, 2.4, f"W + (α/r)·BA\n{_d}×{_d}, one matrix", diagrams.PALETTE[0]),
+    "h2": (9.3, 4.9, "h: the same output,\nno extra cost"),
+}
+_edges = [("x", "W"), ("x", "A"), ("A", "B", f"{_r} numbers"), ("W", "sum"),
+          ("B", "sum", f"× α/r = {_scale:g}"), ("sum", "h"), ("x2", "W2"), ("W2", "h2")]
+_fig = diagrams.graph(_nodes, _edges, size=(13, 6.4), show=False,
+                      title=f"LoRA on one {_d}×{_d} projection of MiniLM, rank r = {_r}, α = {_alpha}: "
+                            f"W holds d² = {_d * _d:,} numbers, B and A together 2dr = {2 * _d * _r:,} "
+                            f"({2 * _r / _d:.1%} of d²)")
+_ax = _fig.axes[0]
+# the shapes, to scale: W is a square, B a tall thin strip, A a short wide strip (r/d of W's side)
+_side, _x0, _y0 = 2.2, -3.6, 1.3
+_thin = _side * _r / _d
+_ax.add_patch(Rectangle((_x0, _y0), _side, _side, facecolor=_frozen, edgecolor="black"))
+_ax.text(_x0 + _side / 2, _y0 - 0.15, f"W: {_d}×{_d} = {_d * _d:,}, frozen", ha="center", va="top", fontsize=8)
+_bx = _x0 + _side + 0.45
+_ax.add_patch(Rectangle((_bx, _y0), _thin, _side, facecolor=_trained, edgecolor="black"))
+_ax.text(_bx, _y0 - 0.15, f"B: {_d}×{_r}", ha="center", va="top", fontsize=8)
+_ax.text(_bx + 0.22, _y0 + _side - _thin / 2, "·", ha="center", va="center", fontsize=18, weight="bold")
+_ax.add_patch(Rectangle((_bx + 0.45, _y0 + _side - _thin), _side, _thin, facecolor=_trained, edgecolor="black"))
+_ax.text(_bx + 0.45 + _side / 2, _y0 + _side + 0.15, f"A: {_r}×{_d}", ha="center", va="bottom", fontsize=8)
+_ax.text(_bx + 0.45 + _side / 2, _y0 + _side / 2 - 0.1,
+         f"B·A is {_d}×{_d} too,\nbut made of only\n2dr = {2 * _d * _r:,} numbers", ha="center", va="center", fontsize=8)
+for _xh, _head in [(-1.0, "the shapes, to scale"), (4.2, "training: two paths, summed"), (9.3, "after training: merged")]:
+    _ax.text(_xh, 5.8, _head, ha="center", va="bottom", fontsize=10, weight="bold")
+_ax.set(xlim=(-3.9, 10.4), ylim=(-0.6, 6.3))
+_ax.set_aspect("equal", adjustable="box")   # squares drawn as squares
+plt.show()
 
 # %%
 minilm.load_state_dict(probed_state)
