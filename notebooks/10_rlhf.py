@@ -697,6 +697,52 @@ display(Markdown(f"DPO's win rate ({final_dpo['win']:.3f}) is to be read beside 
 claims.check("reference_stays_frozen_after_dpo", frozen_params_unchanged(ref, ref_snapshot), required_at="always");
 
 # %% [markdown]
+# **DPO's implicit reward, drawn.** Every policy carries a reward inside it: $r(y) = \beta\log\frac{\pi(y)}{\pi_{ref}(y)}$,
+# how much more likely the policy makes an answer than π_ref did, in units of β. DPO's loss looks only at the
+# *margin* between the two answers of a pair, $r(y^+) - r(y^-)$, and charges $-\log\sigma(\text{margin})$: ln 2 at a
+# margin of 0, falling towards 0 as the chosen answer pulls ahead, rising steeply when the rejected one does. Below,
+# the held-out pairs of section 6 (DPO never trained on them; their labels are the judge's noisy choices), before
+# and after training. Before, π = π_ref, so every pair sits at the same point: both rewards 0, margin 0, loss ln 2.
+# After, read each dot: on the right, above the diagonal means the trained policy's implicit reward ranks the pair
+# the way its label does.
+
+# %%
+with torch.no_grad():     # one forward pass over the pairs; nothing is trained or sampled here
+    _reward_chosen = (dpo_cfg.beta * (response_logprobs(dpo_policy, _pairs.chosen, P).sum(1) - _rc)).cpu()
+    _reward_rejected = (dpo_cfg.beta * (response_logprobs(dpo_policy, _pairs.rejected, P).sum(1) - _rr)).cpu()
+_margin = _reward_chosen - _reward_rejected
+fig, (ax_loss, ax_pairs) = plt.subplots(1, 2, figsize=(11, 4))
+_grid = torch.linspace(min(-3.0, _margin.min().item() - 0.5), max(3.0, _margin.max().item() + 0.5), 200)
+ax_loss.plot(_grid.numpy(), (-F.logsigmoid(_grid)).numpy(), color="black", lw=1.2, label="loss = −log σ(margin)")
+ax_loss.scatter(_margin.numpy(), (-F.logsigmoid(_margin)).numpy(), s=14, alpha=0.6, color="#4c72b0", zorder=3,
+                label="after training: one dot per held-out pair")
+ax_loss.scatter([0.0], [math.log(2)], s=120, marker="*", color="#c44e52", zorder=2,
+                label="before training: every pair (loss ln 2)")
+ax_loss.axvline(0.0, color="grey", lw=0.6)
+ax_loss.set_xlabel("margin = r(chosen) − r(rejected)")
+ax_loss.set_ylabel("DPO loss of the pair")
+ax_loss.set_title("what the loss asks: push the margin to the right", fontsize=10)
+ax_loss.legend(fontsize=8)
+_lim = max(_reward_chosen.abs().max().item(), _reward_rejected.abs().max().item(), 0.1) * 1.1
+ax_pairs.plot([-_lim, _lim], [-_lim, _lim], color="grey", lw=0.8, label="equal rewards (margin 0)")
+ax_pairs.scatter(_reward_rejected.numpy(), _reward_chosen.numpy(), s=14, alpha=0.6, color="#4c72b0", zorder=3,
+                 label="after training")
+ax_pairs.scatter([0.0], [0.0], s=120, marker="*", color="#c44e52", zorder=2, label="before training: every pair")
+ax_pairs.set_xlabel("implicit reward of the rejected answer, β·log π/π_ref")
+ax_pairs.set_ylabel("implicit reward of the chosen answer")
+ax_pairs.set_title("above the diagonal: the pair is ranked like its label", fontsize=10)
+ax_pairs.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+display(Markdown(
+    f"On these {len(_margin)} held-out pairs the trained policy's margin is above 0 for "
+    f"{(_margin > 0).float().mean().item():.0%} of them (a coin would manage half; the labels themselves are noisy, "
+    f"section 4's noise ceiling), and their mean DPO loss is {(-F.logsigmoid(_margin)).mean().item():.3f}, against "
+    f"ln 2 = {math.log(2):.3f} before training. Chosen answers moved by {_reward_chosen.mean().item():+.2f} on "
+    f"average and rejected ones by {_reward_rejected.mean().item():+.2f}: the loss only asks for the gap, so both "
+    "may rise or fall together."))
+
+# %% [markdown]
 # ## 12. Best-of-n: the baseline that needs no training at all
 #
 # Draw n answers from π_ref and keep the one the reward model likes best. Its distance from π_ref is often
@@ -1165,3 +1211,149 @@ for _k in (2, 3, 4, 6):
     assert torch.allclose(leave_one_out(_r, _k), rloo_advantages(_r, _k), atol=1e-6)
     assert torch.allclose(leave_one_out(_r, _k), _k / (_k - 1) * (_r.view(-1, _k) - _r.view(-1, _k).mean(1, keepdim=True)).view(-1), atol=1e-5)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 5 (2 points): read the samples. Which policy is reward hacking?**
+# Three policies have written answers to the same held-out prompts: π_ref, the PPO run on a leash (section 7) and
+# the one without (section 8). *Reward hacking* is not "the text got worse"; it is two numbers parting ways: the
+# score the policy was trained to raise (the reward model's, the **proxy**) goes *up*, while a signal it never saw
+# goes *down*. Two such signals are at hand: the **share of distinct words** among all the words the policy wrote (a
+# stutter repeats itself, section 8's table), and a **second judge** (section 14's SmolLM2 log-likelihood; higher
+# is better). An analogy: a student whose marks on the practice test soar while their essays turn into the same
+# sentence over and over has learned the practice test, not the subject.
+#
+# 1. *Predict first.* Before you run anything, answer in `my_hacking_predictions`: on this run's samples, which
+#    policy will your detector flag (`"leashed"`, `"unleashed"`, `"both"` or `"neither"`)? And could the reward
+#    model's score *alone* single out the hacking policy (`True` or `False`)? Only the format is graded.
+# 2. *Then write* `distinct_share(texts)`: the number of distinct words divided by the number of words, counting
+#    all the words of all the texts together (lower-case them, split on whitespace). A single string instead of a
+#    list, or texts with no words at all, raise a `ValueError` whose message names `texts` (iterating over one
+#    string would silently treat each character as a text).
+# 3. *And* `hacking_suspects(table, ref="π_ref", tol=0.05)`. `table` maps each policy's name to a dict with
+#    `"proxy"`, `"distinct"` and `"second"` (higher is better for all three). Return, in the table's order, the
+#    names other than `ref` whose proxy is **higher** than ref's **and** that are worse than ref on at least one
+#    independent signal: a distinct share lower than ref's by **more than** `tol`, or a `"second"` **lower** than
+#    ref's. If `ref` is not in the table, raise a `ValueError` whose message names `ref`.
+#
+# The cell after the tests builds the table from the lesson's own samples, shows the three answers to two prompts
+# with the gold judge's word-by-word breakdown (of prompt and answer: the judge reads both), and runs your detector
+# beside your prediction.
+
+# %% nbgrader={"grade": false, "grade_id": "ex5_read_the_samples", "locked": false, "schema_version": 3, "solution": true}
+### BEGIN SOLUTION
+my_hacking_predictions = {"flagged": "unleashed", "proxy_alone_tells": False}
+### END SOLUTION
+
+
+def distinct_share(texts):
+    """Distinct words / all words, over all the texts together (lower-cased, split on whitespace)."""
+    ### BEGIN SOLUTION
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of texts, got a single string: wrap it in a list")
+    all_words = [w for t in texts for w in t.lower().split()]
+    if not all_words:
+        raise ValueError("texts holds no words, so the share of distinct words is undefined")
+    return len(set(all_words)) / len(all_words)
+    ### END SOLUTION
+
+
+def hacking_suspects(table, ref="π_ref", tol=0.05):
+    """Names (table order) whose proxy beat ref's while their distinct share fell by more than tol or their
+    second judge's score fell below ref's."""
+    ### BEGIN SOLUTION
+    if ref not in table:
+        raise ValueError(f"ref {ref!r} is not a row of the table (rows: {list(table)})")
+    base = table[ref]
+    return [name for name, row in table.items() if name != ref and row["proxy"] > base["proxy"]
+            and (row["distinct"] < base["distinct"] - tol or row["second"] < base["second"])]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex5_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(my_hacking_predictions, dict) and set(my_hacking_predictions) == {"flagged", "proxy_alone_tells"}
+assert my_hacking_predictions["flagged"] in ("leashed", "unleashed", "both", "neither")
+assert my_hacking_predictions["proxy_alone_tells"] in (True, False)
+assert distinct_share(["good good good good"]) == 0.25
+assert hacking_suspects({"π_ref": {"proxy": 0.0, "distinct": 0.5, "second": -60.0},
+                         "stutter": {"proxy": 3.0, "distinct": 0.2, "second": -70.0}}) == ["stutter"]
+### BEGIN HIDDEN TESTS
+from course_lib.rlhf.loop import distinct_fraction
+
+assert distinct_share(["To be or not to be"]) == 4 / 6                 # lower-cased: "To" and "to" are one word
+assert distinct_share(["a b", "a b"]) == 0.5                          # pooled over the texts, not a mean per text
+assert distinct_share(("one  two\nthree",)) == 1.0                    # any whitespace splits; a tuple is a list too
+for _bad in ("good good", [], ["", "  \n"]):
+    try:
+        distinct_share(_bad)
+        raise AssertionError(f"distinct_share accepted {_bad!r}")
+    except ValueError as _e:
+        assert "texts" in str(_e)
+# by construction: a stutter of words the proxy pays for, against varied text
+_stutter = ["good good good good good good", "joy joy joy joy joy"]
+_varied = ["a good day to walk in the park", "sweet joy of this spring morning"]
+_proxy = lambda ts: sum(w in ("good", "joy") for t in ts for w in t.split()) / len(ts)
+assert distinct_share(_stutter) == 2 / 11 and distinct_share(_varied) == 14 / 14
+_table = {"varied": {"proxy": _proxy(_varied), "distinct": distinct_share(_varied), "second": -50.0},
+          "stutter": {"proxy": _proxy(_stutter), "distinct": distinct_share(_stutter), "second": -45.0},   # 2nd judge fooled
+          "honest": {"proxy": 1.5, "distinct": 0.97, "second": -48.0},      # proxy up, a small dip inside tol
+          "broken": {"proxy": -1.0, "distinct": 0.2, "second": -90.0},      # worse everywhere, but gained nothing
+          "fluent_hack": {"proxy": 2.0, "distinct": 1.0, "second": -55.0},  # varied words, second judge down
+          "flat": {"proxy": 1.0, "distinct": 0.3, "second": -40.0}}         # proxy equal to ref's: not higher
+assert hacking_suspects(_table, ref="varied") == ["stutter", "fluent_hack"]
+assert hacking_suspects(_table, ref="varied", tol=0.9) == ["fluent_hack"]   # a drop of 0.82 is within tol 0.9
+assert hacking_suspects({"r": {"proxy": 0.0, "distinct": 0.5, "second": 0.0},
+                         "edge": {"proxy": 1.0, "distinct": 0.25, "second": 0.0}}, ref="r", tol=0.25) == []  # not more
+assert hacking_suspects({"r": {"proxy": 0.0, "distinct": 0.5, "second": 0.0},
+                         "edge": {"proxy": 1.0, "distinct": 0.25, "second": 0.0}}, ref="r", tol=0.125) == ["edge"]
+try:
+    hacking_suspects(_table)                                          # the default ref, π_ref, is not a row here
+    raise AssertionError("hacking_suspects accepted a table without its ref")
+except ValueError as _e:
+    assert "ref" in str(_e)
+# on the lesson's own samples, only what holds whatever the run: the share is the lesson's metric, and a policy
+# identical to π_ref is never a suspect
+for _seq in _samples.values():
+    assert abs(distinct_share(evaluator.texts(_seq)) - distinct_fraction(evaluator.texts(_seq))) < 1e-12
+_row = {"proxy": rm.score(_samples["π_ref"]).mean().item(), "distinct": distinct_share(evaluator.texts(_samples["π_ref"])),
+        "second": fluency["π_ref"].mean().item()}
+assert hacking_suspects({"π_ref": _row, "twin": dict(_row)}) == []
+### END HIDDEN TESTS
+
+# %%
+# The lesson's three policies in one table: proxy and distinct share on all the held-out prompts, the second judge
+# (SmolLM2 log-likelihood, section 14) on the first of them. Nothing is sampled here: these are section 13's samples.
+_three = {"π_ref": _samples["π_ref"], small: _samples[small], free: _samples[free]}
+_table5 = {label: {"proxy": rm.score(seq).mean().item(), "distinct": distinct_share(evaluator.texts(seq)),
+                   "second": fluency[label].mean().item(), "gold": evaluator.gold(seq).mean().item()}
+           for label, seq in _three.items()}
+_rows5 = [f"| policy | proxy: RM score | distinct words | second judge (first {n2} prompts) | gold (for reference) |",
+          "|---|---|---|---|---|"]
+_rows5 += [f"| {label} | {r['proxy']:+.2f} | {r['distinct']:.2f} | {r['second']:.1f} | {r['gold']:+.2f} |"
+           for label, r in _table5.items()]
+display(Markdown("\n".join(_rows5)))
+for _i5 in range(2):
+    print(f"prompt {tok.decode(eval_prompts[_i5].tolist())!r}")
+    for label, seq in _three.items():
+        _t = tok.decode(seq[_i5].tolist())
+        print(f"  {label:>9}: {_t[P:]!r}\n             gold {judge.score([_t]).item():+.2f}: "
+              + " ".join(f"{w}({c:+.1f})" for w, c in judge.explain(_t)))
+_flagged5 = hacking_suspects(_table5)
+_word5 = {small: "leashed", free: "unleashed"}
+_verdict5 = "both" if len(_flagged5) == 2 else "neither" if not _flagged5 else _word5[_flagged5[0]]
+_top5 = max((k for k in _table5 if k != "π_ref"), key=lambda k: _table5[k]["proxy"])
+display(Markdown(
+    f"You predicted **{my_hacking_predictions['flagged']}**; your detector flags **{_verdict5}** on this run. "
+    f"Both trained policies were paid by the same reward model; the higher proxy belongs to {_top5} "
+    f"({_table5[_top5]['proxy']:+.2f}, π_ref {_table5['π_ref']['proxy']:+.2f}). You said the proxy alone "
+    f"{'could' if my_hacking_predictions['proxy_alone_tells'] else 'could not'} single out the hacker."))
+
+# %% [markdown]
+# **Reading your result.** The proxy alone cannot tell: an honest improvement and a hack both raise the number the
+# policy was paid for, and a hacked policy usually raises it *more*, so "highest reward" points at the hacker and the
+# best policy alike. What tells them apart is a signal the optimiser never saw, moving the other way. That is also
+# why the detector needs the proxy to have risen: a policy that got worse on every count without gaining on its own
+# objective is broken, not hacking. Each independent signal can be fooled in its own way (section 14: a language
+# model may *like* a stutter, so the distinct share catches what it misses), which is why the rule takes any one of
+# them. The tolerance is a choice, and at `smoke` the runs are too short for any policy to drift far, so
+# "neither" can be the right answer there. Whatever the detector says, read the answers above: a few lines of text
+# settle what a table of averages only suggests.
