@@ -1084,8 +1084,8 @@ claims.check("minilm_sst2_dev_at_least_87pct", minilm_acc >= 0.87, required_at="
 
 # %% tags=["hide-input"]
 _d, _r = minilm.cfg.d_model, recipe.lora_rank
-_alpha = 2 * recipe.lora_rank                      # the alpha of the add_lora call below
-_scale = _alpha / _r                               # what LoRALinear multiplies B·A·x by
+lora_alpha = 2 * recipe.lora_rank                  # LoRA's alpha: this picture and the add_lora call below
+_scale = lora_alpha / _r                               # what LoRALinear multiplies B·A·x by
 _frozen, _trained = "#8C8C8C", diagrams.PALETTE[1]
 _nodes = {
     # the two paths while training
@@ -1103,7 +1103,7 @@ _nodes = {
 _edges = [("x", "W"), ("x", "A"), ("A", "B", f"{_r} numbers"), ("W", "sum"),
           ("B", "sum", f"× α/r = {_scale:g}"), ("sum", "h"), ("x2", "W2"), ("W2", "h2")]
 _fig = diagrams.graph(_nodes, _edges, size=(13, 6.4), show=False,
-                      title=f"LoRA on one {_d}×{_d} projection of MiniLM, rank r = {_r}, α = {_alpha}: "
+                      title=f"LoRA on one {_d}×{_d} projection of MiniLM, rank r = {_r}, α = {lora_alpha}: "
                             f"W holds d² = {_d * _d:,} numbers, B and A together 2dr = {2 * _d * _r:,} "
                             f"({2 * _r / _d:.1%} of d²)")
 _ax = _fig.axes[0]
@@ -1129,7 +1129,7 @@ plt.show()
 # %%
 minilm.load_state_dict(probed_state)
 wrapped = add_lora(minilm, targets=("q_proj", "k_proj", "v_proj", "out_proj", "ffn_in", "ffn_out"),
-                   rank=recipe.lora_rank, alpha=2 * recipe.lora_rank,
+                   rank=recipe.lora_rank, alpha=lora_alpha,
                    train=("classifier",))
 n_train, n_total = count_parameters(minilm, trainable_only=True), count_parameters(minilm)
 print(f"LoRA on {len(wrapped)} layers: {n_train:,} trainable of {n_total:,} parameters ({n_train / n_total:.2%})")
