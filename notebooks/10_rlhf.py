@@ -1125,41 +1125,12 @@ display(Markdown(
 # prefixes.
 
 # %% [markdown]
-# **Exercise 2 (3 points).** Generalised advantage estimation, vectorised over a batch. `rewards` and
-# `values` have shape (batch, T); the value after the last step is 0. Return the advantages (batch, T).
-# (Hint: walk backwards in time, keeping a running advantage per row.)
-
-# %% nbgrader={"grade": false, "grade_id": "ex2_gae", "locked": false, "schema_version": 3, "solution": true}
-def batch_gae(rewards, values, gamma=1.0, lam=0.95):
-    ### BEGIN SOLUTION
-    advantages = torch.zeros_like(rewards)
-    running = torch.zeros(rewards.shape[0])
-    for t in reversed(range(rewards.shape[1])):
-        next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros(rewards.shape[0])
-        running = rewards[:, t] + gamma * next_value - values[:, t] + gamma * lam * running
-        advantages[:, t] = running
-    return advantages
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
-assert torch.allclose(batch_gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.6, 0.7]])),
-                      torch.tensor([[0.46575, 0.385, 0.3]]), atol=1e-5)
-### BEGIN HIDDEN TESTS
-_r, _v = torch.randn(5, 12), torch.randn(5, 12)
-for _g, _l in [(1.0, 0.95), (0.9, 0.0), (0.99, 1.0)]:
-    assert torch.allclose(batch_gae(_r, _v, _g, _l), gae(_r, _v, _g, _l)[0], atol=1e-5)
-_mc = _r.flip(1).cumsum(1).flip(1) - _v                      # lambda = gamma = 1: return-to-go minus V
-assert torch.allclose(batch_gae(_r, _v, 1.0, 1.0), _mc, atol=1e-4)
-### END HIDDEN TESTS
-
-# %% [markdown]
-# **Exercise 3 (2 points).** The implicit reward of DPO. Write the DPO loss for one batch from summed
+# **Exercise 2 (2 points).** The implicit reward of DPO. Write the DPO loss for one batch from summed
 # response log-probabilities, and check for yourself that it equals ln 2 when the policy is the reference.
 # Then: by how many nats must the policy prefer `y+` over `y−` (relative to π_ref) for the loss to fall to
 # 0.1 at β = 0.1? Return that margin from `margin_for_loss(loss, beta)`.
 
-# %% nbgrader={"grade": false, "grade_id": "ex3_dpo", "locked": false, "schema_version": 3, "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "ex2_dpo", "locked": false, "schema_version": 3, "solution": true}
 def dpo(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta):
     ### BEGIN SOLUTION
     z = beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))
@@ -1174,7 +1145,7 @@ def margin_for_loss(loss, beta):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "ex2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _z = torch.zeros(4)
 assert abs(dpo(_z - 3, _z - 5, _z - 3, _z - 5, 0.1).item() - math.log(2)) < 1e-6
 ### BEGIN HIDDEN TESTS
@@ -1188,11 +1159,11 @@ for _loss in (0.1, 0.3, 0.6):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 4 (2 points).** RLOO, the value-free baseline. For `k` answers per prompt, laid out as `k`
+# **Exercise 3 (2 points).** RLOO, the value-free baseline. For `k` answers per prompt, laid out as `k`
 # consecutive entries of `rewards`, each answer's advantage is its reward minus the mean reward of the
 # *other* `k − 1` answers to the same prompt. Return the advantages (same shape as `rewards`).
 
-# %% nbgrader={"grade": false, "grade_id": "ex4_rloo", "locked": false, "schema_version": 3, "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "ex3_rloo", "locked": false, "schema_version": 3, "solution": true}
 def leave_one_out(rewards, k):
     ### BEGIN SOLUTION
     grouped = rewards.view(-1, k)
@@ -1200,7 +1171,7 @@ def leave_one_out(rewards, k):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ex4_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "ex3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 assert torch.allclose(leave_one_out(torch.tensor([1.0, 3.0]), 2), torch.tensor([-2.0, 2.0]))
 ### BEGIN HIDDEN TESTS
 from course_lib.rlhf.ppo import rloo_advantages
@@ -1213,7 +1184,7 @@ for _k in (2, 3, 4, 6):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 5 (2 points): read the samples. Which policy is reward hacking?**
+# **Exercise 4 (2 points): read the samples. Which policy is reward hacking?**
 # Three policies have written answers to the same held-out prompts: π_ref, the PPO run on a leash (section 7) and
 # the one without (section 8). *Reward hacking* is not "the text got worse"; it is two numbers parting ways: the
 # score the policy was trained to raise (the reward model's, the **proxy**) goes *up*, while a signal it never saw
@@ -1239,7 +1210,7 @@ for _k in (2, 3, 4, 6):
 # with the gold judge's word-by-word breakdown (of prompt and answer: the judge reads both), and runs your detector
 # beside your prediction.
 
-# %% nbgrader={"grade": false, "grade_id": "ex5_read_the_samples", "locked": false, "schema_version": 3, "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "ex4_read_the_samples", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
 my_hacking_predictions = {"flagged": "unleashed", "proxy_alone_tells": False}
 ### END SOLUTION
@@ -1269,7 +1240,7 @@ def hacking_suspects(table, ref="π_ref", tol=0.05):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ex5_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "ex4_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 assert isinstance(my_hacking_predictions, dict) and set(my_hacking_predictions) == {"flagged", "proxy_alone_tells"}
 assert my_hacking_predictions["flagged"] in ("leashed", "unleashed", "both", "neither")
 assert my_hacking_predictions["proxy_alone_tells"] in (True, False)
