@@ -15,11 +15,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-# GPT-2's pre-tokenizer (contractions, optional space + letters / digits / other, whitespace runs); merges never
-# cross these chunks. It is what transformers builds for this file (tokenizer.ggml.pre = "smollm"). SmolLM2's
-# own tokenizer also cuts digits one by one; no merge rule in its vocabulary involves a digit, so every number
-# ends up one token per digit either way.
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# GPT-2's pre-tokenizer (lesson 06's, defined once in .bpe); merges never cross its chunks. It is what transformers
+# builds for this file (tokenizer.ggml.pre = "smollm"). SmolLM2's own tokenizer also cuts digits one by one; no
+# merge rule in its vocabulary involves a digit, so every number ends up one token per digit either way.
+from .bpe import GPT2_PATTERN
 
 
 @lru_cache(maxsize=1)
