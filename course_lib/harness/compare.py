@@ -20,8 +20,9 @@ The lesson reference is built the same way from three seeds of lesson runs; a ru
 
 A reference file (course_lib/harness/reference/claims_<profile>.json) keeps, per device kind (cpu, cuda, mps),
 per lesson and claim, every reference run's value of every metric. A number is flagged OUTSIDE when it lies
-outside the [min, max] of two or more reference runs (widened by one unit in the 4th significant digit, the
-precision results are rounded to); with one reference run there is no range, and the row says so instead of
+outside the [min, max] of two or more reference runs, widened on each side by half their spread (max - min; the
+same seed on another thread count lands near its run, not on it) and at least by one unit in the 4th significant
+digit (the precision results are rounded to); with one reference run there is no range, and the row says so instead of
 inventing one. Never flagged, always shown:
   - error sizes (an oracle's max_abs_error, a gap to PyTorch): the claim compares them with its own bound, so
     a smaller (or larger but passing) error than the reference's is not news; a failing claim is flagged;
@@ -62,6 +63,11 @@ CHAOTIC: dict[tuple[str, str], str] = {
     ("07_bert", "lora_within_2_points_of_full"):
         "at smoke the dev set is 64 sentences, 1.6 points each; 1 and 2 threads at the same seed differ by one",
 }
+# A number is OUTSIDE when it lies beyond the reference runs' [min, max] by more than this share of their spread
+# (max - min) on either side. Measured: lesson 07 at 2 threads against its own seed run at 1 thread (same CPU)
+# landed 8 numbers just outside the [min, max] of seeds 0-2, by 1.5-38 % of the spread (an early-stopping step
+# 100 against 30..90; the small BERT's transfer gain -0.047 against -0.036..-0.006); half the spread covers them.
+SPREAD_PAD = 0.5
 WIDTH = 80
 MAX_LIST = 16                        # longer lists (curves, token ids) are not compared element by element
 
@@ -317,7 +323,8 @@ def metric_verdict(metric: str, yours, values: list, claim: dict | None = None, 
             return "ok" if any(math.isnan(x) for x in nums) else OUTSIDE
         if not all(math.isfinite(x) for x in (n, lo, hi)):
             return "ok" if lo <= n <= hi else OUTSIDE
-        inside = lo - 1.001 * _resolution(lo) <= n <= hi + 1.001 * _resolution(hi)    # 1.001: float sums
+        pad = SPREAD_PAD * (hi - lo)     # the seeds' spread: the same seed on another thread count lands near, not on
+        inside = lo - max(pad, 1.001 * _resolution(lo)) <= n <= hi + max(pad, 1.001 * _resolution(hi))  # 1.001: sums
         return "ok" if inside else OUTSIDE
     if str(yours) in map(str, present):
         return "ok"
