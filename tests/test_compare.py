@@ -108,6 +108,7 @@ def test_readme_evidence_rows_become_one_reference_run(tmp_path):
                       "| 01_x | acc_claim | acc=0.819, majority=0.480, by={'a': 1.5} | pass | lesson |\n"
                       "| 01_x | loss | val_loss=1.692 nats/char (uniform 4.174), 1500 steps | pass | lesson |\n"
                       "| 01_x | prose | at T=50: LSTM 1.000, RNN 0.168 | fail (not required) | never |\n"
+                      "| 01_x | val_loss_at_most_2.2 | val_loss=1.692 | pass | lesson |\n"
                       "| 01_x | (dropped) old_claim | could not fail | — | — |\n\n"
                       "| notebook | profile | seconds |\n|---|---|---|\n| 01_x | lesson | 84 (note) |\n\n## Next\n")
     ref = compare.reference_from_readme(readme)
@@ -116,7 +117,8 @@ def test_readme_evidence_rows_become_one_reference_run(tmp_path):
     assert lesson["claims"]["acc_claim"]["metrics"] == {"acc": [0.819], "majority": [0.48], "by.a": [1.5]}
     assert lesson["claims"]["loss"]["metrics"] == {"val_loss": [1.692]}
     assert lesson["claims"]["prose"]["metrics"] == {} and lesson["claims"]["prose"]["passed"] == [False]
-    assert set(lesson["claims"]) == {"acc_claim", "loss", "prose"}    # a dropped claim's note is no reference claim
+    assert lesson["claims"]["val_loss_at_most_2.2"]["metrics"] == {"val_loss": [1.692]}   # a dot in a claim's name
+    assert set(lesson["claims"]) == {"acc_claim", "loss", "prose", "val_loss_at_most_2.2"}  # a dropped claim's note is not
     rows = compare.compare([_result(profile="lesson", prose=(False, False, "never", {"lstm": 1.0}))], ref)
     assert _verdicts(rows)["prose", "(numbers)"] == "reference numbers are prose: not compared"
 
