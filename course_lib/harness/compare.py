@@ -68,6 +68,13 @@ CHAOTIC: dict[tuple[str, str], str] = {
     ("09_instruct", "tuned_new_phrasings_beat_first_word_policy"):
         "the same two runs read 0.454 and 0.213 on new phrasings (repeat 0.825 and 0.0): what a small tuned model "
         "does with a wording it never saw is settled by float rounding as much as by the seed",
+    **{("10_rlhf", name): "PPO samples its own training data, so a float difference becomes other samples: lesson "
+                          "seed 0 from the same 06 checkpoint on 1 and 2 threads (same CPU) read PPO's win 0.762 "
+                          "and 0.713, gold -0.64 and -0.96, the second judge on beta = 0 0.77 and 0.47"
+       for name in ("ppo_gets_more_from_the_same_samples", "ppo_beats_the_starting_policy",
+                    "reward_hacking_without_kl_penalty", "kl_penalty_sets_the_distance",
+                    "ppo_from_sft_lands_where_ppo_from_base_does", "kl_penalty_beats_early_stopping",
+                    "second_judge_catches_the_unleashed_policy")},
 }
 # A number is OUTSIDE when it lies beyond the reference runs' [min, max] by more than this share of their spread
 # (max - min) on either side. Measured: lesson 07 at 2 threads against its own seed run at 1 thread (same CPU)
